@@ -1,0 +1,216 @@
+//! Command-line interface: argument parsing and the user-facing output of each command.
+//!
+//! Commands:
+//! - `weft run-plugin FILE.wasm --input JSON`: loads a component through the same admission
+//!   checks as the daemon and runs one sandboxed attempt, printing the attempt report. This
+//!   is how a plugin author tries a plugin.
+//! - `weft demo --plugin-dir DIR`: loads the bundled plugins and runs example steps through
+//!   the sandbox, printing each outcome.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use weft_sandbox::{
+    AttemptReport, Grants, HostPattern, MemoryKv, Outcome, RunRequest, Sandbox, SandboxConfig,
+    StepLimitsOverride,
+};
+
+/// Weft: a durable workflow engine whose steps are sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one sandboxed attempt of a plugin and print the attempt report as JSON.
+    RunPlugin(RunPluginArgs),
+    /// Load the bundled plugins and run example steps through the sandbox.
+    Demo {
+        /// Directory holding the built plugins (`<name>.wasm`).
+        #[arg(long, default_value = "target/plugins")]
+        plugin_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunPluginArgs {
+    /// The component to run.
+    file: PathBuf,
+    /// Input document: JSON text, or `@path` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Grant outbound HTTP to this host (`host`, `host:port` or `*.domain`); repeatable.
+    #[arg(long = "allow-host")]
+    allow_hosts: Vec<String>,
+    /// Grant the key-value store (in memory for this run).
+    #[arg(long)]
+    kv: bool,
+    /// Fuel budget.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Wall-clock deadline in milliseconds.
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Linear memory limit in bytes.
+    #[arg(long)]
+    memory_bytes: Option<usize>,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weft: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<i32> {
+    match args.command {
+        Command::RunPlugin(args) => run_plugin(args).await,
+        Command::Demo { plugin_dir } => demo(&plugin_dir).await,
+    }
+}
+
+fn read_input(input: &str) -> Result<String> {
+    let text = match input.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => input.to_owned(),
+    };
+    serde_json::from_str::<serde_json::Value>(&text).context("--input is not a JSON document")?;
+    Ok(text)
+}
+
+fn new_sandbox() -> Result<Sandbox> {
+    Ok(Sandbox::new(
+        SandboxConfig::default(),
+        Arc::new(MemoryKv::default()),
+    )?)
+}
+
+fn request(input: String, step_id: &str) -> RunRequest {
+    RunRequest {
+        input,
+        job_id: "local".into(),
+        workflow: "local".into(),
+        step_id: step_id.into(),
+        attempt: 1,
+        limits: StepLimitsOverride::default(),
+    }
+}
+
+async fn run_plugin(args: RunPluginArgs) -> Result<i32> {
+    let input = read_input(&args.input)?;
+    let http_hosts = args
+        .allow_hosts
+        .iter()
+        .map(|h| h.parse::<HostPattern>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--allow-host")?;
+    let grants = Grants {
+        http_hosts,
+        kv: args.kv,
+        limits: StepLimitsOverride::default(),
+    };
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let sandbox = new_sandbox()?;
+    let plugin = sandbox
+        .load(&bytes)
+        .await
+        .with_context(|| format!("loading {}", args.file.display()))?;
+    let mut req = request(input, "run");
+    req.limits = StepLimitsOverride {
+        fuel: args.fuel,
+        deadline_ms: args.deadline_ms,
+        memory_bytes: args.memory_bytes,
+        ..Default::default()
+    };
+    let report = sandbox.run(&plugin, &grants, &req).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.outcome.is_success() { 0 } else { 2 })
+}
+
+/// Example steps of the demo: plugin, input.
+fn demo_steps() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "echo",
+            serde_json::json!({"device_id": "sw-ams-17", "reason": "decommission"}),
+        ),
+        (
+            "transform",
+            serde_json::json!({
+                "query": "[.machines[] | select(.site == \"ams\") | .name]",
+                "data": {"machines": [
+                    {"name": "m1", "site": "ams"},
+                    {"name": "m2", "site": "fra"},
+                    {"name": "m3", "site": "ams"}
+                ]}
+            }),
+        ),
+    ]
+}
+
+async fn demo(plugin_dir: &Path) -> Result<i32> {
+    let sandbox = new_sandbox()?;
+    let mut failures = 0;
+    for (name, input) in demo_steps() {
+        let path = plugin_dir.join(format!("{name}.wasm"));
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("reading {} (build it with `cargo xtask build-plugins`)", path.display())
+        })?;
+        let plugin = sandbox.load(&bytes).await?;
+        let info = plugin.info();
+        println!("plugin {} {} ({})", info.name, info.version, plugin.digest());
+        println!("  input:  {input}");
+        let report = sandbox
+            .run(&plugin, &Grants::default(), &request(input.to_string(), name))
+            .await?;
+        print_outcome(&report);
+        failures += usize::from(!report.outcome.is_success());
+    }
+    if failures > 0 {
+        bail!("{failures} example step(s) failed");
+    }
+    println!("\nTry your own plugin: weft run-plugin FILE.wasm --input '{{...}}'");
+    Ok(0)
+}
+
+fn print_outcome(report: &AttemptReport) {
+    let detail = match &report.outcome {
+        Outcome::Succeeded { output } => format!("succeeded: {output}"),
+        Outcome::Failed { error } => format!("failed: {} ({})", error.message, error.code),
+        Outcome::Stopped { stop } => format!("stopped: {}", stop.kind()),
+    };
+    println!(
+        "  output: {detail}\n  cost:   {} fuel, {} µs, {} KiB peak memory",
+        report.fuel_consumed,
+        report.duration.as_micros(),
+        report.peak_memory_bytes / 1024
+    );
+}

@@ -1,0 +1,12 @@
+//! Weft's integration tests: one binary, a module per topic.
+//!
+//! Plugins and fixtures are real components built by `cargo xtask build-plugins` (which
+//! `cargo xtask test` runs first); their directories come from `WEFT_PLUGIN_DIR` and
+//! `WEFT_FIXTURE_DIR`, defaulting to `target/plugins` and `target/test-plugins`.
+
+mod support;
+
+mod artifact_cache;
+mod first_party_plugins;
+mod sandbox_stops;
+mod without_sdk;
