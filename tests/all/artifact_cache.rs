@@ -41,7 +41,10 @@ async fn a_second_sandbox_loads_the_artifact_the_first_wrote() {
 
     let second = sandbox_with(config(dir.path()));
     let plugin = second.load(&bytes).await.unwrap();
-    assert_eq!(std::fs::metadata(&written[0]).unwrap().modified().unwrap(), mtime);
+    assert_eq!(
+        std::fs::metadata(&written[0]).unwrap().modified().unwrap(),
+        mtime
+    );
     let report = run(&second, &plugin, &Grants::default(), json!([1])).await;
     assert_eq!(report.outcome, Outcome::Succeeded { output: json!([1]) });
 }

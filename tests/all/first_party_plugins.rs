@@ -63,7 +63,14 @@ async fn http_status_outside_the_accepted_set_is_a_plugin_error() {
         match &report.outcome {
             Outcome::Failed { error } => {
                 assert_eq!(error.retryable, retryable, "{status}: {error:?}");
-                assert!(error.details.as_ref().unwrap().to_string().contains(&status.to_string()));
+                assert!(
+                    error
+                        .details
+                        .as_ref()
+                        .unwrap()
+                        .to_string()
+                        .contains(&status.to_string())
+                );
             }
             other => panic!("{status}: {other:?}"),
         }
@@ -80,7 +87,9 @@ async fn http_to_an_ungranted_host_is_denied() {
     assert!(
         matches!(
             &report.outcome,
-            Outcome::Stopped { stop: weft_sandbox::SandboxStop::CapabilityDenied { .. } }
+            Outcome::Stopped {
+                stop: weft_sandbox::SandboxStop::CapabilityDenied { .. }
+            }
         ),
         "{:?}",
         report.outcome
@@ -122,7 +131,13 @@ async fn transform_reports_a_bad_query_without_retry() {
 async fn bad_input_names_the_field() {
     let sandbox = sandbox();
     let http = plugin(&sandbox, "http").await;
-    let report = run(&sandbox, &http, &Grants::default(), json!({"method": "GET", "url": 7})).await;
+    let report = run(
+        &sandbox,
+        &http,
+        &Grants::default(),
+        json!({"method": "GET", "url": 7}),
+    )
+    .await;
     match &report.outcome {
         Outcome::Failed { error } => {
             assert_eq!(error.code, "invalid-input");

@@ -7,6 +7,7 @@
 mod support;
 
 mod artifact_cache;
+mod engine;
 mod first_party_plugins;
 mod sandbox_stops;
 mod without_sdk;

@@ -111,7 +111,13 @@ async fn megabytes_of_output_are_truncated_without_failing_the_step() {
     let sandbox = sandbox();
     let chatty = fixture(&sandbox, "chatty").await;
     let bytes = 3 << 20;
-    let report = run(&sandbox, &chatty, &Grants::default(), json!({"bytes": bytes})).await;
+    let report = run(
+        &sandbox,
+        &chatty,
+        &Grants::default(),
+        json!({"bytes": bytes}),
+    )
+    .await;
     assert!(report.outcome.is_success(), "{:?}", report.outcome);
     let cap = weft_sandbox::StepLimits::default().output_capture_bytes;
     for captured in [&report.stdout, &report.stderr] {
@@ -138,7 +144,13 @@ async fn files_and_environment_are_out_of_reach() {
 
     // PATH is set in this process; the guest must see no variable at all.
     let read_env = fixture(&sandbox, "read-env").await;
-    let report = run(&sandbox, &read_env, &Grants::default(), json!({"name": "PATH"})).await;
+    let report = run(
+        &sandbox,
+        &read_env,
+        &Grants::default(),
+        json!({"name": "PATH"}),
+    )
+    .await;
     match &report.outcome {
         Outcome::Succeeded { output } => {
             assert_eq!(output["value"], json!(null));
@@ -195,7 +207,13 @@ async fn key_value_store_needs_a_grant_and_persists_across_attempts() {
     };
     let report = run(&sandbox, &kv, &grants, set).await;
     assert!(report.outcome.is_success(), "{:?}", report.outcome);
-    let report = run(&sandbox, &kv, &grants, json!({"op": "get", "key": "cursor"})).await;
+    let report = run(
+        &sandbox,
+        &kv,
+        &grants,
+        json!({"op": "get", "key": "cursor"}),
+    )
+    .await;
     match &report.outcome {
         Outcome::Succeeded { output } => {
             assert!(output.to_string().contains("42"), "{output}");

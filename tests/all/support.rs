@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use weft_sandbox::{
-    AttemptReport, Grants, MemoryKv, Plugin, RunRequest, Sandbox, SandboxConfig,
-    StepLimitsOverride,
+    AttemptReport, Grants, MemoryKv, Plugin, RunRequest, Sandbox, SandboxConfig, StepLimitsOverride,
 };
 
 fn dir(var: &str, default: &str) -> PathBuf {
@@ -53,7 +52,9 @@ pub fn sandbox_with(config: SandboxConfig) -> Sandbox {
 
 fn shared_artifact_dir() -> PathBuf {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf()
+    DIR.get_or_init(|| tempfile::tempdir().unwrap())
+        .path()
+        .to_path_buf()
 }
 
 /// Loads a fixture into `sandbox`.

@@ -4,7 +4,7 @@
 //! plugins from other toolchains arrive, and it goes through the same load/validate/run path.
 
 use serde_json::json;
-use weft_sandbox::{Grants, Outcome, ValidationError, LoadError};
+use weft_sandbox::{Grants, LoadError, Outcome, ValidationError};
 
 use crate::support::{run, sandbox};
 
@@ -65,7 +65,9 @@ fn componentize(wat: &str) -> Vec<u8> {
     let mut module = wat::parse_str(wat).expect("valid text");
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve.push_dir(wit_dir()).expect("wit parses");
-    let world = resolve.select_world(&[pkg], Some("task")).expect("task world");
+    let world = resolve
+        .select_world(&[pkg], Some("task"))
+        .expect("task world");
     wit_component::embed_component_metadata(
         &mut module,
         &resolve,

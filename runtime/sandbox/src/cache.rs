@@ -108,13 +108,15 @@ impl ArtifactCache {
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, artifact) };
         component
-            .inspect_err(|e| tracing::warn!(path = %path.display(), error = %e, "artifact unusable"))
+            .inspect_err(
+                |e| tracing::warn!(path = %path.display(), error = %e, "artifact unusable"),
+            )
             .ok()
     }
 
     fn store(&self, component: &Component, path: &Path) -> Result<(), String> {
         let artifact = component.serialize().map_err(|e| e.to_string())?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = unique_tmp(path);
         let write = || -> std::io::Result<()> {
             let mut f = private_file(&tmp)?;
             f.write_all(&self.mac(&artifact))?;
@@ -147,10 +149,30 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
     }
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
+    let tmp = unique_tmp(path);
     let mut f = private_file(&tmp)?;
     f.write_all(&key)?;
     f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    Ok(key)
+    // Another sandbox may create the key at the same moment: linking fails if one exists,
+    // and then that one is the key.
+    let linked = fs::hard_link(&tmp, path);
+    _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let bytes = fs::read(path)?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| std::io::Error::other("artifact key file is corrupt"))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A temporary name beside `path` that no other writer, in this process or another, uses.
+fn unique_tmp(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    path.with_file_name(name)
 }

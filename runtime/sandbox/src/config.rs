@@ -24,6 +24,9 @@ pub struct SandboxConfig {
     pub max_instances: u32,
     /// How often the deadline clock ticks. Deadlines are checked at this granularity.
     pub epoch_tick: Duration,
+    /// Whether fuel is metered. Only a benchmark turns this off, to measure what metering
+    /// costs: without it the fuel limit is gone and only the deadline bounds a step.
+    pub meter_fuel: bool,
 }
 
 impl Default for SandboxConfig {
@@ -39,6 +42,7 @@ impl Default for SandboxConfig {
             },
             max_instances: 256,
             epoch_tick: Duration::from_millis(5),
+            meter_fuel: true,
         }
     }
 }

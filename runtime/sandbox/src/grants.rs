@@ -225,7 +225,10 @@ mod tests {
         for bad in ["", ":80", "a b", "host:port", "exa/mple"] {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad} parsed");
         }
-        assert_eq!(pattern("*.Example.com:8080").to_string(), "*.example.com:8080");
+        assert_eq!(
+            pattern("*.Example.com:8080").to_string(),
+            "*.example.com:8080"
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
+};
 
 use crate::bindings::{TaskPre, kv, log, types};
 use crate::cache::ArtifactCache;
@@ -113,7 +116,7 @@ fn engine(config: &SandboxConfig) -> Result<Engine, SandboxError> {
         .pagemap_scan(Enabled::Auto);
     let mut wasm = Config::new();
     wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .consume_fuel(true)
+        .consume_fuel(config.meter_fuel)
         .epoch_interruption(true)
         .wasm_component_model(true);
     Engine::new(&wasm).map_err(|e| SandboxError::Setup(format!("{e:#}")))
@@ -223,16 +226,22 @@ impl Sandbox {
         });
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        // Fuel is enabled on the engine, so setting it cannot fail.
-        store.set_fuel(limits.fuel).expect("fuel is enabled");
-        store.set_epoch_deadline(self.deadline_ticks(limits.deadline));
-        store.epoch_deadline_trap();
+        if self.inner.config.meter_fuel {
+            // Fuel is enabled on the engine, so setting it cannot fail.
+            store.set_fuel(limits.fuel).expect("fuel is enabled");
+        }
+        // At every tick the guest yields to the async runtime, so a CPU-bound plugin never
+        // holds a runtime thread for long; once the deadline has passed it is interrupted.
+        let deadline_at = Instant::now() + limits.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline_at {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         store
-    }
-
-    fn deadline_ticks(&self, deadline: Duration) -> u64 {
-        let tick = self.inner.config.epoch_tick.as_micros().max(1);
-        u64::try_from(deadline.as_micros().div_ceil(tick)).unwrap_or(u64::MAX).max(1)
     }
 
     /// Runs one attempt of a step of `plugin` with `grants`.
@@ -276,9 +285,9 @@ impl Sandbox {
                     code: error.code,
                     message: error.message,
                     retryable: error.retryable,
-                    details: error.details.map(|d| {
-                        serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))
-                    }),
+                    details: error
+                        .details
+                        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
                 },
             },
             Ok(Err(e)) if e.is::<wasmtime::PoolConcurrencyLimitError>() => {
@@ -320,9 +329,14 @@ fn report(
     outcome: Outcome,
     duration: Duration,
 ) -> AttemptReport {
-    let fuel_left = store.get_fuel().unwrap_or(0);
+    // Without metering there is no fuel to read: report none consumed.
+    let fuel_left = store.get_fuel().unwrap_or(limits.fuel);
     let state = store.into_data();
-    let denials = state.denials.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let denials = state
+        .denials
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let outcome = crate::outcome::blame_denial(outcome, &denials);
     AttemptReport {
         outcome,

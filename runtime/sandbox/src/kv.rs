@@ -89,13 +89,17 @@ impl MemoryKv {
 impl KvStore for MemoryKv {
     fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
-        Ok(self.entries().get(&(scope.clone(), key.to_owned())).cloned())
+        Ok(self
+            .entries()
+            .get(&(scope.clone(), key.to_owned()))
+            .cloned())
     }
 
     fn set(&self, scope: &KvScope, key: &str, value: Vec<u8>) -> Result<(), KvError> {
         check_key(key)?;
         check_value(&value)?;
-        self.entries().insert((scope.clone(), key.to_owned()), value);
+        self.entries()
+            .insert((scope.clone(), key.to_owned()), value);
         Ok(())
     }
 
@@ -142,7 +146,10 @@ mod tests {
     #[test]
     fn rejects_bad_keys_and_large_values() {
         let kv = MemoryKv::default();
-        assert!(matches!(kv.get(&scope("a"), ""), Err(KvError::InvalidKey(_))));
+        assert!(matches!(
+            kv.get(&scope("a"), ""),
+            Err(KvError::InvalidKey(_))
+        ));
         let big = vec![0; MAX_VALUE_BYTES + 1];
         assert!(matches!(
             kv.set(&scope("a"), "k", big),

@@ -36,7 +36,9 @@ pub use config::{SandboxConfig, StepLimits, StepLimitsOverride};
 pub use digest::{Digest, DigestParseError};
 pub use grants::{Grants, HostPattern, HostPatternError};
 pub use host::{RunRequest, Sandbox, SandboxError};
-pub use kv::{KvError, KvScope, KvStore, MemoryKv};
+pub use kv::{
+    KvError, KvScope, KvStore, MemoryKv, check_key as check_kv_key, check_value as check_kv_value,
+};
 pub use outcome::{
     AttemptReport, CapturedOutput, Denial, LogLevel, LogRecord, Outcome, SandboxStop, TaskError,
 };

@@ -9,7 +9,9 @@ use wasmtime::ResourceLimiter;
 
 /// The error that stops a guest growing its memory past the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("memory limit of {limit_bytes} bytes reached: the plugin asked for {requested_bytes} bytes")]
+#[error(
+    "memory limit of {limit_bytes} bytes reached: the plugin asked for {requested_bytes} bytes"
+)]
 pub struct MemoryLimitExceeded {
     /// The limit.
     pub limit_bytes: usize,

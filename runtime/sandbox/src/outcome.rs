@@ -228,7 +228,11 @@ pub(crate) fn classify_error(
 fn with_panic_message(message: String, stderr: &CapturedOutput) -> String {
     match stderr.text.find("panicked at") {
         Some(at) => {
-            let panic: String = stderr.text[at..].lines().take(3).collect::<Vec<_>>().join(" ");
+            let panic: String = stderr.text[at..]
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
             format!("{message}: {panic}")
         }
         None => message,

@@ -136,7 +136,10 @@ mod tests {
     fn tells_modules_and_garbage_from_components() {
         let module = b"\0asm\x01\0\0\0";
         assert_eq!(check_bytes(module, 100), Err(ValidationError::CoreModule));
-        assert_eq!(check_bytes(b"hello world", 100), Err(ValidationError::NotWasm));
+        assert_eq!(
+            check_bytes(b"hello world", 100),
+            Err(ValidationError::NotWasm)
+        );
         let component = b"\0asm\x0d\0\x01\0";
         assert_eq!(check_bytes(component, 100), Ok(()));
         assert!(matches!(

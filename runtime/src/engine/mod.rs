@@ -1,0 +1,524 @@
+//! The engine: runs jobs as graphs of sandboxed steps, durably.
+//!
+//! It owns scheduling and nothing else: what a step *means* is decided by the domain's state
+//! machine ([`weft_domain::Machine`]), how it *runs* by the sandbox, and where state *lives*
+//! by the store. The loop for every attempt is:
+//!
+//! 1. a worker takes a ready task from the [`queue`] (priority, then FIFO; concurrency
+//!    limits per workflow, plugin and named queue);
+//! 2. under the job's lock, the machine begins the attempt; the job and its events are
+//!    committed and made durable before the plugin runs, so a crash leaves an open attempt
+//!    that recovery ends as `interrupted`;
+//! 3. the sandbox runs the attempt (cancellable: cancelling a job aborts it);
+//! 4. under the job's lock, the machine records the result; the job, its events and every
+//!    consequence (steps made ready, retry timers, the job finishing) commit in one
+//!    transaction and are durable before anything acts on them.
+//!
+//! Guarantees: a step whose result was committed never runs again; a step that was running
+//! when the daemon stopped runs again as a new attempt (at-least-once for a step without a
+//! committed result). Retry waits are timers derived from the stored job (`retry_at`), so
+//! they survive restarts with their due time and occupy no worker while they wait.
+
+mod catalogue;
+mod clock;
+mod kv;
+pub mod queue;
+mod run;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::task::AbortHandle;
+use weft_domain::{
+    Effects, Event, Job, JobId, JobIdGenerator, Machine, MachineError, PluginDigest, SourceFormat,
+    TaskKey, Timestamp, WorkflowDefinition, WorkflowName,
+};
+use weft_sandbox::Sandbox;
+use weft_store::{CreateJob, JobMeta, PluginGrants, PluginRecord, Store, StoreError};
+
+pub use catalogue::{Applied, ApplyError, PluginError, problems_text};
+pub use kv::StoreKv;
+
+use queue::{Entry, ReadyQueue};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Attempts running at once. Must not exceed the sandbox's instance slots.
+    pub workers: usize,
+    /// Unfinished jobs accepted at once; starting more fails with [`StartError::Busy`].
+    pub max_unfinished_jobs: usize,
+    /// Concurrency limits per workflow, plugin and named queue.
+    pub limits: queue::Limits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 64,
+            max_unfinished_jobs: 100_000,
+            limits: queue::Limits::default(),
+        }
+    }
+}
+
+/// A request to start a job.
+#[derive(Debug, Clone)]
+pub struct StartJob {
+    /// The workflow.
+    pub workflow: WorkflowName,
+    /// Its version; the latest when `None`.
+    pub version: Option<u32>,
+    /// The job input.
+    pub input: serde_json::Value,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Named queue.
+    pub queue: String,
+    /// Starting twice with the same key returns the first job.
+    pub idempotency_key: Option<String>,
+}
+
+/// Why a job could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No such workflow (or version).
+    #[error("workflow {workflow} has no version {version}")]
+    UnknownWorkflow {
+        /// The workflow.
+        workflow: String,
+        /// The version asked for, or `latest`.
+        version: String,
+    },
+    /// The input does not fit the workflow, or a plugin cannot be resolved.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many unfinished jobs.
+    #[error("the engine has {0} unfinished jobs, its limit; try again later")]
+    Busy(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an operation on a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No such job.
+    #[error("no job {0}")]
+    NotFound(JobId),
+    /// The job is finished, or the operation does not fit its state.
+    #[error("{0}")]
+    State(#[from] MachineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job the engine is running, with what it needs to move it on.
+#[derive(Debug)]
+struct Active {
+    job: Job,
+    meta: JobMeta,
+    definition: Arc<WorkflowDefinition>,
+}
+
+/// Runs jobs. Cheap to clone; clones share the engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    sandbox: Sandbox,
+    config: EngineConfig,
+    active: Mutex<HashMap<JobId, Arc<tokio::sync::Mutex<Active>>>>,
+    catalogue: catalogue::Catalogue,
+    queue: ReadyQueue,
+    timers: Mutex<BTreeSet<(Timestamp, JobId, TaskKey)>>,
+    timers_changed: Notify,
+    running: Mutex<HashMap<(JobId, TaskKey), AbortHandle>>,
+    events: broadcast::Sender<Event>,
+    ids: Mutex<JobIdGenerator>,
+    workers: Arc<Semaphore>,
+}
+
+/// Events kept for slow watchers before they must re-read the store.
+const EVENT_BUFFER: usize = 16_384;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    /// Starts an engine on `store`: resumes every unfinished job, then runs the scheduler.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        sandbox: Sandbox,
+        config: EngineConfig,
+    ) -> Result<Engine, StoreError> {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                catalogue: catalogue::Catalogue::new(store.clone(), sandbox.clone()),
+                store,
+                sandbox,
+                workers: Arc::new(Semaphore::new(config.workers)),
+                queue: ReadyQueue::new(config.limits.clone()),
+                config,
+                active: Mutex::default(),
+                timers: Mutex::default(),
+                timers_changed: Notify::new(),
+                running: Mutex::default(),
+                events,
+                ids: Mutex::new(JobIdGenerator::new()),
+            }),
+        };
+        engine.recover().await?;
+        tokio::spawn(engine.clone().dispatch());
+        tokio::spawn(engine.clone().fire_timers());
+        Ok(engine)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.inner.sandbox
+    }
+
+    /// Every event committed from now on, once durable. A watcher that lags behind is told
+    /// so by the channel and re-reads the store from its last sequence.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Number of tasks waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queue.len()
+    }
+
+    /// The job, as last committed.
+    pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.inner.store.job(id)
+    }
+
+    /// Validates a component and records it in the catalogue, pending approval. Returns the
+    /// record and whether it is new (the same bytes again return the existing record).
+    pub async fn add_plugin(&self, bytes: &[u8]) -> Result<(PluginRecord, bool), PluginError> {
+        self.inner.catalogue.add_plugin(bytes).await
+    }
+
+    /// Approves a plugin with exactly `grants`; only approved plugins run.
+    pub async fn approve_plugin(
+        &self,
+        digest: &PluginDigest,
+        grants: PluginGrants,
+    ) -> Result<PluginRecord, PluginError> {
+        self.inner.catalogue.approve(digest, grants).await
+    }
+
+    /// Disables a plugin: tasks of it wait until it is approved again.
+    pub async fn disable_plugin(&self, digest: &PluginDigest) -> Result<PluginRecord, PluginError> {
+        self.inner.catalogue.disable(digest).await
+    }
+
+    /// Validates a workflow definition against the approved plugins and records it.
+    pub async fn apply_definition(
+        &self,
+        source: &str,
+        format: SourceFormat,
+    ) -> Result<Applied, ApplyError> {
+        self.inner.catalogue.apply(source, format).await
+    }
+
+    /// Resumes every unfinished job found in the store.
+    async fn recover(&self) -> Result<(), StoreError> {
+        let now = clock::now();
+        let unfinished = self.inner.store.unfinished_jobs()?;
+        let count = unfinished.len();
+        for (mut job, meta) in unfinished {
+            let definition = match self
+                .inner
+                .catalogue
+                .definition(job.workflow(), job.version())
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(job = %job.id(), error = %e, "cannot resume job: its definition is unreadable");
+                    continue;
+                }
+            };
+            let machine = Machine::new(&definition);
+            let effects = if job.state() == weft_domain::JobState::Pending {
+                machine.start(&mut job, now)
+            } else {
+                machine.recover_interrupted(&mut job, clock::jitter_sample(), now)
+            };
+            let effects = match effects {
+                Ok(effects) => effects,
+                Err(e) => {
+                    tracing::error!(job = %job.id(), error = %e, "cannot resume job");
+                    continue;
+                }
+            };
+            if !effects.events.is_empty() {
+                self.inner.store.commit_job(&job, &effects.events)?;
+            }
+            let id = job.id();
+            let ready = job.claimable_tasks(now);
+            self.admit(Active {
+                job,
+                meta,
+                definition,
+            });
+            self.after_commit(id, &effects, ready).await;
+        }
+        self.inner.store.durable().wait().await?;
+        if count > 0 {
+            tracing::info!(jobs = count, "resumed unfinished jobs");
+        }
+        Ok(())
+    }
+
+    fn admit(&self, active: Active) {
+        let id = active.job.id();
+        lock(&self.inner.active).insert(id, Arc::new(tokio::sync::Mutex::new(active)));
+    }
+
+    fn active(&self, id: JobId) -> Option<Arc<tokio::sync::Mutex<Active>>> {
+        lock(&self.inner.active).get(&id).cloned()
+    }
+
+    /// Starts a job.
+    pub async fn start_job(&self, request: StartJob) -> Result<JobId, StartError> {
+        let unfinished = lock(&self.inner.active).len();
+        if unfinished >= self.inner.config.max_unfinished_jobs {
+            return Err(StartError::Busy(unfinished));
+        }
+        let definition = self
+            .inner
+            .catalogue
+            .resolve_definition(&request.workflow, request.version)
+            .map_err(|e| match e {
+                catalogue::DefinitionLookup::Missing => StartError::UnknownWorkflow {
+                    workflow: request.workflow.to_string(),
+                    version: request.version.map_or("latest".into(), |v| v.to_string()),
+                },
+                catalogue::DefinitionLookup::Store(e) => StartError::Store(e),
+                catalogue::DefinitionLookup::Unreadable(e) => StartError::Invalid(e),
+            })?;
+        let plugins = self.inner.catalogue.resolve_plugins(&definition)?;
+        let now = clock::now();
+        let id = lock(&self.inner.ids).generate(now, clock::id_randomness());
+        let (mut job, created) = Job::create(id, &definition, request.input, plugins, now)
+            .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let mut effects = Machine::new(&definition)
+            .start(&mut job, now)
+            .map_err(|e| StartError::Invalid(e.to_string()))?;
+        effects.events.insert(0, created);
+        let meta = JobMeta::new(request.priority, request.queue, request.idempotency_key);
+        match self.inner.store.create_job(&job, &meta, &effects.events)? {
+            CreateJob::Existing(existing) => return Ok(existing),
+            CreateJob::Created => {}
+        }
+        self.inner.store.durable().wait().await?;
+        let ready = effects.ready.clone();
+        let active = Active {
+            job,
+            meta,
+            definition,
+        };
+        let finished = effects.finished.is_some();
+        if !finished {
+            self.admit(active);
+        }
+        self.after_commit(id, &effects, ready).await;
+        Ok(id)
+    }
+
+    /// Cancels a job: every unfinished step is cancelled and running attempts are stopped.
+    pub async fn cancel_job(&self, id: JobId, reason: Option<String>) -> Result<Job, JobError> {
+        self.change_job(id, |machine, job, now| machine.cancel(job, reason, now))
+            .await
+    }
+
+    /// Pauses a job: no new attempt starts until it is resumed.
+    pub async fn pause_job(&self, id: JobId) -> Result<Job, JobError> {
+        self.change_job(id, |machine, job, now| machine.pause(job, now))
+            .await
+    }
+
+    /// Resumes a paused job.
+    pub async fn resume_job(&self, id: JobId) -> Result<Job, JobError> {
+        self.change_job(id, |machine, job, now| machine.resume(job, now))
+            .await
+    }
+
+    async fn change_job(
+        &self,
+        id: JobId,
+        change: impl FnOnce(&Machine<'_>, &mut Job, Timestamp) -> Result<Effects, MachineError>,
+    ) -> Result<Job, JobError> {
+        let Some(active) = self.active(id) else {
+            return match self.inner.store.job(id)? {
+                // Finished jobs are not active; let the machine say why the change is refused.
+                Some(mut job) => {
+                    let definition = self
+                        .inner
+                        .catalogue
+                        .definition(job.workflow(), job.version())
+                        .map_err(|_| JobError::NotFound(id))?;
+                    change(&Machine::new(&definition), &mut job, clock::now())?;
+                    Ok(job)
+                }
+                None => Err(JobError::NotFound(id)),
+            };
+        };
+        let mut guard = active.lock().await;
+        let now = clock::now();
+        let definition = guard.definition.clone();
+        let effects = change(&Machine::new(&definition), &mut guard.job, now)?;
+        self.inner.store.commit_job(&guard.job, &effects.events)?;
+        self.inner.store.durable().wait().await?;
+        let ready = guard.job.claimable_tasks(now);
+        let job = guard.job.clone();
+        drop(guard);
+        for task in &effects.abort {
+            if let Some(handle) = lock(&self.inner.running).remove(&(id, task.clone())) {
+                handle.abort();
+            }
+        }
+        self.after_commit(id, &effects, ready).await;
+        Ok(job)
+    }
+
+    /// Acts on a durable commit: publishes its events, queues the tasks that can start,
+    /// arms retry timers, and forgets a finished job.
+    async fn after_commit(&self, id: JobId, effects: &Effects, ready: Vec<TaskKey>) {
+        for event in &effects.events {
+            // No receiver is not an error: nobody is watching.
+            _ = self.inner.events.send(event.clone());
+        }
+        if effects.finished.is_some() {
+            lock(&self.inner.active).remove(&id);
+            self.inner.queue.remove_job(id);
+            return;
+        }
+        let Some(active) = self.active(id) else {
+            return;
+        };
+        let guard = active.lock().await;
+        let mut timers = Vec::new();
+        for (key, task) in guard.job.tasks() {
+            if let Some(due) = task.retry_at() {
+                timers.push((due, id, key));
+            }
+        }
+        for task in ready {
+            self.enqueue(&guard, task);
+        }
+        drop(guard);
+        if !timers.is_empty() {
+            lock(&self.inner.timers).extend(timers);
+            self.inner.timers_changed.notify_one();
+        }
+    }
+
+    fn enqueue(&self, active: &Active, task: TaskKey) {
+        let plugin = active
+            .job
+            .plugins()
+            .get(&task.step)
+            .map(|p| p.name.to_string())
+            .unwrap_or_default();
+        self.inner.queue.push(
+            active.meta.priority,
+            Entry {
+                job: active.job.id(),
+                task,
+                workflow: active.job.workflow().to_string(),
+                plugin,
+                queue: active.meta.queue.clone(),
+            },
+        );
+    }
+
+    /// Hands ready tasks to workers, as many at once as there are worker permits.
+    async fn dispatch(self) {
+        loop {
+            let Ok(permit) = self.inner.workers.clone().acquire_owned().await else {
+                return;
+            };
+            let entry = loop {
+                if let Some(entry) = self.inner.queue.pop_runnable() {
+                    break entry;
+                }
+                self.inner.queue.changed().await;
+            };
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.run_task(&entry).await {
+                    tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
+                }
+                engine.inner.queue.finished(&entry);
+                drop(permit);
+            });
+        }
+    }
+
+    /// Moves tasks whose retry is due, and parked tasks, into the ready queue.
+    async fn fire_timers(self) {
+        loop {
+            let next = lock(&self.inner.timers).first().cloned();
+            let Some((due, job, task)) = next else {
+                self.inner.timers_changed.notified().await;
+                continue;
+            };
+            let wait_ms = due.ms_since(clock::now());
+            if wait_ms > 0 {
+                let sleep = tokio::time::sleep(std::time::Duration::from_millis(wait_ms));
+                tokio::select! {
+                    () = sleep => {}
+                    () = self.inner.timers_changed.notified() => continue,
+                }
+            }
+            lock(&self.inner.timers).remove(&(due, job, task.clone()));
+            // A timer is a retry falling due or a parked task to look at again; either way
+            // the task goes to the queue if it can start now. A task queued twice is harmless:
+            // the second attempt to begin it is refused.
+            if let Some(active) = self.active(job) {
+                let guard = active.lock().await;
+                if guard.job.claimable_tasks(clock::now()).contains(&task) {
+                    self.enqueue(&guard, task);
+                }
+            }
+        }
+    }
+
+    /// Waits until job `id` is finished and returns it.
+    pub async fn wait_finished(&self, id: JobId) -> Result<Job, JobError> {
+        let mut events = self.subscribe();
+        loop {
+            let job = self.inner.store.job(id)?.ok_or(JobError::NotFound(id))?;
+            if job.state().is_terminal() {
+                return Ok(job);
+            }
+            loop {
+                match events.recv().await {
+                    Ok(event) if event.job_id == id => break,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(job),
+                }
+            }
+        }
+    }
+}

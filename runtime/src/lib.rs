@@ -1,0 +1,7 @@
+//! The Weft daemon as a library: the engine that runs jobs, and the command line over it.
+//!
+//! Layers point one way: `weft-domain` (pure types and the job state machine) ← `weft-store`
+//! (sled behind the `Store` trait) ← `weft-sandbox` (the only wasmtime user) ← [`engine`]
+//! (scheduling, workers, timers, recovery) ← the CLI.
+
+pub mod engine;

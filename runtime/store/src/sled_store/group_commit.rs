@@ -1,0 +1,239 @@
+//! Group commit: one flusher thread makes commits durable in batches.
+//!
+//! [`GroupCommit::request`] numbers the request (a generation) and wakes the flusher; it never
+//! flushes itself. The flusher takes the highest generation requested so far, flushes sled
+//! once, and publishes that generation as durable. Requests that arrive during a flush are
+//! served together by the next one, so under load the number of flushes stays near the rate
+//! the disk can sync, not the rate of commits.
+//!
+//! A generation is requested after the commit it covers returned, and the flusher reads the
+//! requested generation before it flushes, so a flush that publishes a generation always
+//! covers every commit made before that generation was requested.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use tokio::sync::watch;
+
+use crate::durable::{Durable, FailedFlush, FlushProgress};
+use crate::error::StoreError;
+
+/// The flusher and what it shares with requesters; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    requests: Mutex<Requests>,
+    wake: Condvar,
+    progress: watch::Sender<FlushProgress>,
+    flushes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    /// Highest generation handed out.
+    requested: u64,
+    /// Set once the store closes: the flusher flushes a last time and exits.
+    stopping: bool,
+}
+
+impl Shared {
+    fn requests(&self) -> MutexGuard<'_, Requests> {
+        // The lock guards two plain fields; a panic elsewhere cannot leave them inconsistent.
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl GroupCommit {
+    /// Starts the flusher thread for `db`.
+    pub fn start(db: sled::Db) -> Result<Self, StoreError> {
+        GroupCommit::with_flush(move || db.flush().map(drop).map_err(StoreError::from))
+    }
+
+    /// Starts a flusher thread that makes commits durable by calling `flush`.
+    fn with_flush(
+        flush: impl FnMut() -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            progress: watch::channel(FlushProgress::default()).0,
+            flushes: AtomicU64::new(0),
+        });
+        let thread = thread::Builder::new()
+            .name("weft-store-flusher".to_owned())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || run_flusher(flush, &shared)
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the flusher thread: {e}")))?;
+        Ok(GroupCommit {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// A [`Durable`] that resolves once everything committed before this call is flushed.
+    pub fn request(&self) -> Durable {
+        let progress = self.shared.progress.subscribe();
+        let generation = {
+            let mut requests = self.shared.requests();
+            requests.requested += 1;
+            requests.requested
+        };
+        self.shared.wake.notify_one();
+        Durable::after(generation, progress)
+    }
+
+    /// How many flushes the flusher has done.
+    pub fn flush_count(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Flushes a last time and stops the flusher; returns how that last flush went. Does
+    /// nothing the second time.
+    pub fn stop(&mut self) -> Result<(), StoreError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.shared.requests().stopping = true;
+        self.shared.wake.notify_one();
+        thread.join().unwrap_or_else(|_| {
+            Err(StoreError::Backend(
+                "the flusher thread panicked".to_owned(),
+            ))
+        })
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            tracing::error!(%error, "last flush before closing the store failed");
+        }
+    }
+}
+
+/// The flusher loop: waits for requests, flushes, publishes. Returns the outcome of the last
+/// flush, made when the store closes.
+fn run_flusher(
+    mut flush: impl FnMut() -> Result<(), StoreError>,
+    shared: &Shared,
+) -> Result<(), StoreError> {
+    // Highest generation a flush was attempted for, successful or not.
+    let mut attempted = 0;
+    loop {
+        let (target, stopping) = {
+            let mut requests = shared.requests();
+            while requests.requested == attempted && !requests.stopping {
+                requests = shared
+                    .wake
+                    .wait(requests)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            (requests.requested, requests.stopping)
+        };
+        let outcome = flush();
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        attempted = target;
+        match &outcome {
+            Ok(()) => shared.progress.send_modify(|p| p.flushed = target),
+            Err(error) => {
+                tracing::error!(%error, generation = target, "flushing the store failed");
+                shared.progress.send_modify(|p| {
+                    p.failed = Some(FailedFlush {
+                        through: target,
+                        message: error.to_string(),
+                    });
+                });
+            }
+        }
+        if stopping {
+            return outcome;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A flusher whose flushes each wait for a message on the returned channel, and report
+    /// that they started on the other.
+    fn gated() -> (
+        GroupCommit,
+        mpsc::Sender<Result<(), StoreError>>,
+        mpsc::Receiver<()>,
+    ) {
+        let (release, gate) = mpsc::channel::<Result<(), StoreError>>();
+        let (started_tx, started) = mpsc::channel();
+        let group_commit = GroupCommit::with_flush(move || {
+            started_tx.send(()).ok();
+            gate.recv().unwrap_or(Ok(()))
+        })
+        .unwrap();
+        (group_commit, release, started)
+    }
+
+    #[test]
+    fn requests_made_during_a_flush_share_the_next_one() {
+        let (mut group_commit, release, started) = gated();
+        let first = group_commit.request();
+        started.recv().unwrap();
+        let waiting: Vec<Durable> = (0..50).map(|_| group_commit.request()).collect();
+        release.send(Ok(())).unwrap();
+        first.wait_blocking().unwrap();
+        started.recv().unwrap();
+        release.send(Ok(())).unwrap();
+        for durable in waiting {
+            durable.wait_blocking().unwrap();
+        }
+        assert_eq!(group_commit.flush_count(), 2);
+        drop(release);
+        group_commit.stop().unwrap();
+        assert_eq!(group_commit.flush_count(), 3, "closing flushes a last time");
+    }
+
+    #[test]
+    fn a_failed_flush_fails_its_waiters_and_the_next_one_recovers() {
+        let (mut group_commit, release, started) = gated();
+        let failing = group_commit.request();
+        started.recv().unwrap();
+        release
+            .send(Err(StoreError::Backend("disk on fire".to_owned())))
+            .unwrap();
+        let error = failing.wait_blocking().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "storage backend failed: flush failed: storage backend failed: disk on fire"
+        );
+        let next = group_commit.request();
+        started.recv().unwrap();
+        release.send(Ok(())).unwrap();
+        next.wait_blocking().unwrap();
+        drop(release);
+        group_commit.stop().unwrap();
+    }
+
+    #[test]
+    fn stopping_flushes_and_joins() {
+        let (mut group_commit, release, started) = gated();
+        drop(started);
+        release
+            .send(Err(StoreError::Backend("full".to_owned())))
+            .unwrap();
+        assert!(
+            group_commit.stop().is_err(),
+            "the last flush's error is reported"
+        );
+        assert_eq!(group_commit.flush_count(), 1);
+        assert!(group_commit.stop().is_ok(), "a second stop does nothing");
+    }
+}

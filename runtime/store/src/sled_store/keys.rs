@@ -1,0 +1,140 @@
+//! Key layouts of the sled trees. Every multi-part key is built here, so that the layouts that
+//! must sort a certain way (by job id, by sequence, by version) are in one place.
+//!
+//! Workflow, plugin and state names are validated identifiers that never contain a NUL byte,
+//! so `name ++ 0x00 ++ rest` cannot collide. Key-value scopes hold arbitrary strings and are
+//! length-prefixed instead. Numbers are big-endian so that byte order is numeric order; job
+//! ids are big-endian and time-ordered, so byte order is creation order.
+
+use semver::Version;
+use weft_domain::{JobId, JobState, PluginName, WorkflowName};
+
+use crate::error::StoreError;
+use crate::kv::KvScope;
+
+/// Ends a name inside a key.
+const NAME_END: u8 = 0;
+
+/// Length of [`JobId::to_bytes`].
+pub(super) const JOB_ID_LEN: usize = 16;
+
+/// `name ++ 0x00`: the prefix of every key about `name`.
+pub(super) fn name_prefix(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 1 + JOB_ID_LEN);
+    key.extend_from_slice(name.as_bytes());
+    key.push(NAME_END);
+    key
+}
+
+/// `name ++ 0x00 ++ rest`.
+fn named(name: &str, rest: &[u8]) -> Vec<u8> {
+    let mut key = name_prefix(name);
+    key.extend_from_slice(rest);
+    key
+}
+
+/// Key of a plugin's (name, version) in the version index.
+pub(super) fn plugin_version(name: &PluginName, version: &Version) -> Vec<u8> {
+    named(name.as_str(), version.to_string().as_bytes())
+}
+
+/// Key of a workflow definition: versions of a workflow sort numerically.
+pub(super) fn definition(name: &WorkflowName, version: u32) -> Vec<u8> {
+    named(name.as_str(), &version.to_be_bytes())
+}
+
+/// The (name, version) a definition key was built from.
+pub(super) fn parse_definition(key: &[u8]) -> Result<(WorkflowName, u32), StoreError> {
+    let malformed = || StoreError::corrupt("definition key", format!("{key:?} is malformed"));
+    let split = key.len().checked_sub(5).ok_or_else(malformed)?;
+    let (name, rest) = key.split_at(split);
+    let version = rest
+        .strip_prefix(&[NAME_END])
+        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+        .ok_or_else(malformed)?;
+    let name = std::str::from_utf8(name).map_err(|_| malformed())?;
+    let name = WorkflowName::new(name).map_err(|e| StoreError::corrupt("definition key", e))?;
+    Ok((name, u32::from_be_bytes(version)))
+}
+
+/// Key of one event: the job's id, then the sequence number.
+pub(super) fn event(id: JobId, sequence: u64) -> [u8; JOB_ID_LEN + 8] {
+    let mut key = [0; JOB_ID_LEN + 8];
+    key[..JOB_ID_LEN].copy_from_slice(&id.to_bytes());
+    key[JOB_ID_LEN..].copy_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// Key of a job in the index of its workflow's jobs.
+pub(super) fn workflow_job(workflow: &WorkflowName, id: JobId) -> Vec<u8> {
+    named(workflow.as_str(), &id.to_bytes())
+}
+
+/// Prefix of the keys of jobs in `state` in the state index.
+pub(super) fn state_prefix(state: JobState) -> Vec<u8> {
+    name_prefix(state.as_str())
+}
+
+/// Key of a job in the state index.
+pub(super) fn state_job(state: JobState, id: JobId) -> Vec<u8> {
+    named(state.as_str(), &id.to_bytes())
+}
+
+/// Key of an idempotency key of a workflow.
+pub(super) fn idempotency(workflow: &WorkflowName, key: &str) -> Vec<u8> {
+    named(workflow.as_str(), key.as_bytes())
+}
+
+/// The job id a key ends with (job, event and index keys).
+pub(super) fn trailing_job_id(key: &[u8]) -> Result<JobId, StoreError> {
+    key.len()
+        .checked_sub(JOB_ID_LEN)
+        .and_then(|start| <[u8; JOB_ID_LEN]>::try_from(&key[start..]).ok())
+        .map(JobId::from_bytes)
+        .ok_or_else(|| StoreError::corrupt("job key", format!("{key:?} is too short")))
+}
+
+/// The job id a job key is.
+pub(super) fn job_id(key: &[u8]) -> Result<JobId, StoreError> {
+    <[u8; JOB_ID_LEN]>::try_from(key)
+        .map(JobId::from_bytes)
+        .map_err(|_| StoreError::corrupt("job key", format!("{key:?} is not 16 bytes")))
+}
+
+/// Prefix of every key in a key-value scope: both names, each preceded by its length.
+pub(super) fn kv_scope(scope: &KvScope) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + scope.plugin.len() + scope.namespace.len());
+    for part in [&scope.plugin, &scope.namespace] {
+        key.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
+}
+
+/// Key of `key` in a key-value scope.
+pub(super) fn kv(scope: &KvScope, key: &str) -> Vec<u8> {
+    let mut full = kv_scope(scope);
+    full.extend_from_slice(key.as_bytes());
+    full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_keys_round_trip_and_sort_by_version() {
+        let name = WorkflowName::new("erase").unwrap();
+        let key = definition(&name, 258);
+        assert_eq!(parse_definition(&key).unwrap(), (name.clone(), 258));
+        assert!(definition(&name, 9) < definition(&name, 10));
+    }
+
+    #[test]
+    fn kv_scopes_cannot_collide() {
+        let a = kv(&KvScope::new("ab", "c"), "d");
+        let b = kv(&KvScope::new("a", "bc"), "d");
+        assert_ne!(a, b);
+        assert!(!a.starts_with(&kv_scope(&KvScope::new("a", "bc"))));
+    }
+}

@@ -1,0 +1,339 @@
+//! [`SledStore`]: the [`Store`] on disk, in a sled database.
+//!
+//! One sled tree per kind of record (see [`Trees`]); values are JSON (see [`codec`]), keys are
+//! laid out in [`keys`]. Every write that touches several records is one sled transaction over
+//! the trees involved, so a crash never leaves half of it. Durability comes from the
+//! [`group_commit`] flusher: writes are durable once a [`Durable`] requested after them
+//! resolves.
+//!
+//! The database records [`STORE_FORMAT_VERSION`]; opening a database of another version fails
+//! rather than misreading it.
+
+mod baseline;
+mod catalogue;
+mod codec;
+mod group_commit;
+mod jobs;
+mod keys;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sled::transaction::TransactionError;
+use sled::{Db, Tree};
+use weft_domain::{CatalogueEntry, Event, Job, JobId, PluginDigest, WorkflowName};
+
+use crate::definition::PutDefinition;
+use crate::durable::Durable;
+use crate::error::StoreError;
+use crate::job::{CreateJob, JobMeta, JobPage, JobQuery};
+use crate::kv::KvScope;
+use crate::plugin::{PluginRecord, PutPlugin};
+use crate::store::Store;
+
+pub use baseline::raw_group_commit_baseline;
+use group_commit::GroupCommit;
+
+/// Version of the database layout: the set of trees and their key layouts. Bumped, with a
+/// migration, when either changes.
+pub const STORE_FORMAT_VERSION: u32 = 1;
+
+/// Key of the layout version in the `meta` tree.
+const FORMAT_VERSION_KEY: &[u8] = b"format_version";
+
+/// How to open a [`SledStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SledConfig {
+    /// Memory sled may use to cache pages, in bytes.
+    pub cache_capacity_bytes: u64,
+    /// How often sled flushes on its own, in milliseconds, besides the flushes that
+    /// [`Store::durable`] asks for; `None` for never. Bounds what a crash loses of writes nobody
+    /// waited for (key-value writes, for example).
+    pub background_flush_every_ms: Option<u64>,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        SledConfig {
+            cache_capacity_bytes: 128 * 1024 * 1024,
+            background_flush_every_ms: Some(500),
+        }
+    }
+}
+
+impl SledConfig {
+    /// The sled configuration for a database at `path`.
+    fn sled(&self, path: &Path) -> sled::Config {
+        sled::Config::new()
+            .path(path)
+            .cache_capacity(self.cache_capacity_bytes)
+            .flush_every_ms(self.background_flush_every_ms)
+    }
+}
+
+/// The sled trees, one per kind of record. Keys are described in [`keys`].
+#[derive(Debug)]
+struct Trees {
+    /// `format_version` -> [`STORE_FORMAT_VERSION`].
+    meta: Tree,
+    /// Plugin digest -> [`PluginRecord`].
+    plugins: Tree,
+    /// Plugin digest -> component bytes (raw, not JSON).
+    components: Tree,
+    /// Plugin name and version -> plugin digest.
+    plugin_versions: Tree,
+    /// Workflow name and version -> stored definition.
+    definitions: Tree,
+    /// Job id -> [`Job`].
+    jobs: Tree,
+    /// Job id -> [`JobMeta`].
+    job_meta: Tree,
+    /// Job id and sequence -> [`Event`].
+    events: Tree,
+    /// Job id -> [`weft_domain::JobState`] of every job that is not finished.
+    unfinished: Tree,
+    /// Workflow name and job id -> nothing.
+    jobs_by_workflow: Tree,
+    /// Job state and job id -> nothing.
+    jobs_by_state: Tree,
+    /// Workflow name and idempotency key -> job id (raw bytes).
+    idempotency: Tree,
+    /// Scope and key -> value (raw bytes).
+    kv: Tree,
+}
+
+impl Trees {
+    fn open(db: &Db) -> Result<Self, StoreError> {
+        Ok(Trees {
+            meta: db.open_tree("meta")?,
+            plugins: db.open_tree("plugins")?,
+            components: db.open_tree("components")?,
+            plugin_versions: db.open_tree("plugin_versions")?,
+            definitions: db.open_tree("definitions")?,
+            jobs: db.open_tree("jobs")?,
+            job_meta: db.open_tree("job_meta")?,
+            events: db.open_tree("events")?,
+            unfinished: db.open_tree("unfinished")?,
+            jobs_by_workflow: db.open_tree("jobs_by_workflow")?,
+            jobs_by_state: db.open_tree("jobs_by_state")?,
+            idempotency: db.open_tree("idempotency")?,
+            kv: db.open_tree("kv")?,
+        })
+    }
+
+    /// Records the layout version in a new database; refuses a database of another one.
+    fn check_format(&self) -> Result<(), StoreError> {
+        let what = || "store format version".to_owned();
+        let stored = self.meta.compare_and_swap(
+            FORMAT_VERSION_KEY,
+            None::<&[u8]>,
+            Some(codec::encode(&STORE_FORMAT_VERSION, what)?),
+        )?;
+        let Err(existing) = stored else {
+            return Ok(());
+        };
+        let version: u32 = codec::decode(existing.current.as_deref().unwrap_or_default(), what)?;
+        if version == STORE_FORMAT_VERSION {
+            Ok(())
+        } else {
+            Err(StoreError::corrupt(
+                "store",
+                format!(
+                    "format version {version} is not supported (this build reads {STORE_FORMAT_VERSION})"
+                ),
+            ))
+        }
+    }
+}
+
+/// The on-disk store; see the module documentation. Closing it (dropping it, or
+/// [`SledStore::close`]) flushes a last time.
+pub struct SledStore {
+    path: PathBuf,
+    group_commit: GroupCommit,
+    trees: Trees,
+    db: Db,
+}
+
+impl fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("flush_count", &self.flush_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens the database at `path`, creating it if needed.
+    pub fn open(path: &Path, config: SledConfig) -> Result<SledStore, StoreError> {
+        let db = config.sled(path).open()?;
+        let trees = Trees::open(&db)?;
+        trees.check_format()?;
+        let group_commit = GroupCommit::start(db.clone())?;
+        tracing::debug!(path = %path.display(), "opened store");
+        Ok(SledStore {
+            path: path.to_owned(),
+            group_commit,
+            trees,
+            db,
+        })
+    }
+
+    /// How many flushes the group-commit flusher has made: far fewer than
+    /// [`Store::durable`] calls when commits are concurrent.
+    pub fn flush_count(&self) -> u64 {
+        self.group_commit.flush_count()
+    }
+
+    /// Flushes a last time and closes the database, reporting whether that flush worked.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.group_commit.stop()
+    }
+
+    /// Size of the database on disk, in bytes.
+    pub fn size_on_disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Turns the outcome of a sled transaction into the store's error.
+fn transaction_result<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => error.into(),
+    })
+}
+
+impl Store for SledStore {
+    fn put_plugin(&self, record: &PluginRecord, component: &[u8]) -> Result<PutPlugin, StoreError> {
+        self.put_plugin_record(record, component)
+    }
+
+    fn plugin(&self, digest: &PluginDigest) -> Result<Option<PluginRecord>, StoreError> {
+        self.plugin_record(digest)
+    }
+
+    fn plugin_component(&self, digest: &PluginDigest) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .components
+            .get(digest.as_str())?
+            .map(|bytes| bytes.to_vec()))
+    }
+
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        self.plugin_records()
+    }
+
+    fn update_plugin(&self, record: &PluginRecord) -> Result<(), StoreError> {
+        self.update_plugin_record(record)
+    }
+
+    fn catalogue(&self) -> Result<Vec<CatalogueEntry>, StoreError> {
+        Ok(self
+            .plugin_records()?
+            .iter()
+            .map(PluginRecord::catalogue_entry)
+            .collect())
+    }
+
+    fn put_definition(
+        &self,
+        name: &WorkflowName,
+        version: u32,
+        document: &Value,
+    ) -> Result<PutDefinition, StoreError> {
+        self.put_definition_document(name, version, document)
+    }
+
+    fn definition(&self, name: &WorkflowName, version: u32) -> Result<Option<Value>, StoreError> {
+        self.definition_document(name, version)
+    }
+
+    fn latest_definition(&self, name: &WorkflowName) -> Result<Option<(u32, Value)>, StoreError> {
+        self.latest_definition_document(name)
+    }
+
+    fn definitions(&self) -> Result<Vec<(WorkflowName, u32)>, StoreError> {
+        self.definition_versions()
+    }
+
+    fn create_job(
+        &self,
+        job: &Job,
+        meta: &JobMeta,
+        events: &[Event],
+    ) -> Result<CreateJob, StoreError> {
+        self.create_job_records(job, meta, events)
+    }
+
+    fn commit_job(&self, job: &Job, events: &[Event]) -> Result<(), StoreError> {
+        self.commit_job_records(job, events)
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.job_record(id)
+    }
+
+    fn job_meta(&self, id: JobId) -> Result<Option<JobMeta>, StoreError> {
+        self.job_meta_record(id)
+    }
+
+    fn jobs(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        self.job_page(query)
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<(Job, JobMeta)>, StoreError> {
+        self.unfinished_job_records()
+    }
+
+    fn events(
+        &self,
+        id: JobId,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.job_events(id, after_sequence, limit)
+    }
+
+    fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .kv
+            .get(keys::kv(scope, key))?
+            .map(|bytes| bytes.to_vec()))
+    }
+
+    fn kv_set(&self, scope: &KvScope, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.trees.kv.insert(keys::kv(scope, key), value)?;
+        Ok(())
+    }
+
+    fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StoreError> {
+        self.trees.kv.remove(keys::kv(scope, key))?;
+        Ok(())
+    }
+
+    fn kv_list_prefix(&self, scope: &KvScope, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let scope_len = keys::kv_scope(scope).len();
+        self.trees
+            .kv
+            .scan_prefix(keys::kv(scope, prefix))
+            .keys()
+            .map(|key| {
+                let key = key?;
+                String::from_utf8(key[scope_len..].to_vec())
+                    .map_err(|e| StoreError::corrupt("key-value key", e))
+            })
+            .collect()
+    }
+
+    fn durable(&self) -> Durable {
+        self.group_commit.request()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Records this build cannot read: each must surface as [`StoreError::Corrupt`] naming the
+//! record, never as a panic or a misread value.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use weft_domain::{
+    Job, JobId, PluginDigest, ResolvedPlugin, StepId, Timestamp, WorkflowDefinition,
+};
+
+use super::*;
+use crate::plugin::{PluginGrants, PluginStatus, RequestedCapabilities};
+use crate::{JobMeta, RECORD_FORMAT_VERSION};
+
+fn temp_store() -> (tempfile::TempDir, SledStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(&dir.path().join("db"), SledConfig::default()).unwrap();
+    (dir, store)
+}
+
+fn digest() -> PluginDigest {
+    PluginDigest::new(format!("sha256:{}", "ab".repeat(32))).unwrap()
+}
+
+fn job() -> Job {
+    let definition = WorkflowDefinition::from_value(json!({
+        "name": "erase", "version": 1, "steps": [{"id": "a", "plugin": "echo@1"}]
+    }))
+    .unwrap();
+    let plugin = ResolvedPlugin {
+        name: "echo".parse().unwrap(),
+        version: semver::Version::new(1, 0, 0),
+        digest: digest(),
+    };
+    let id = JobId::from_parts(Timestamp::from_unix_ms(5), [1; 10]);
+    let plugins = BTreeMap::from([(StepId::new("a").unwrap(), plugin)]);
+    Job::create(id, &definition, json!({}), plugins, Timestamp::EPOCH)
+        .unwrap()
+        .0
+}
+
+/// Rewrites the JSON record at `key` in `tree` with another format version.
+fn bump_format_version(tree: &Tree, key: &[u8], version: u32) {
+    let mut record: Value = serde_json::from_slice(&tree.get(key).unwrap().unwrap()).unwrap();
+    record["format_version"] = json!(version);
+    tree.insert(key, serde_json::to_vec(&record).unwrap())
+        .unwrap();
+}
+
+fn assert_corrupt<T: fmt::Debug>(result: Result<T, StoreError>, what: &str, detail: &str) {
+    match result {
+        Err(StoreError::Corrupt { what: w, detail: d }) => {
+            assert!(w.contains(what), "{w:?} should name {what:?}");
+            assert!(d.contains(detail), "{d:?} should contain {detail:?}");
+        }
+        other => panic!("expected a corrupt {what}, got {other:?}"),
+    }
+}
+
+#[test]
+fn jobs_of_an_unknown_format_are_corrupt() {
+    let (_dir, store) = temp_store();
+    let job = job();
+    let meta = JobMeta::new(0, "default", None);
+    store.create_job(&job, &meta, &[]).unwrap();
+    let key = job.id().to_bytes();
+    bump_format_version(&store.trees.jobs, &key, 2);
+    bump_format_version(&store.trees.job_meta, &key, 2);
+
+    let unsupported = "format version 2 is not supported";
+    assert_corrupt(store.job(job.id()), "job", unsupported);
+    assert_corrupt(store.jobs(&JobQuery::newest(10)), "job", unsupported);
+    assert_corrupt(store.unfinished_jobs(), "job", unsupported);
+    assert_corrupt(store.job_meta(job.id()), "metadata of job", unsupported);
+
+    // A commit replaces the record without reading it, which repairs it.
+    store.commit_job(&job, &[]).unwrap();
+    assert_eq!(store.job(job.id()).unwrap(), Some(job));
+}
+
+#[test]
+fn plugins_and_definitions_of_an_unknown_format_are_corrupt() {
+    let (_dir, store) = temp_store();
+    let record = PluginRecord {
+        format_version: RECORD_FORMAT_VERSION,
+        digest: digest(),
+        name: "echo".parse().unwrap(),
+        version: semver::Version::new(1, 0, 0),
+        description: String::new(),
+        input_schema: None,
+        output_schema: None,
+        requested: RequestedCapabilities::default(),
+        grants: PluginGrants::default(),
+        status: PluginStatus::Approved,
+        size_bytes: 0,
+        uploaded_at: Timestamp::EPOCH,
+        approved_at: None,
+    };
+    store.put_plugin(&record, b"").unwrap();
+    bump_format_version(&store.trees.plugins, digest().as_str().as_bytes(), 7);
+    let unsupported = "record format version 7 is not supported";
+    assert_corrupt(store.plugin(&digest()), "plugin sha256:", unsupported);
+    assert_corrupt(store.plugins(), "plugin", unsupported);
+    assert_corrupt(store.put_plugin(&record, b""), "plugin", unsupported);
+
+    let name = WorkflowName::new("erase").unwrap();
+    store.put_definition(&name, 3, &json!({})).unwrap();
+    bump_format_version(&store.trees.definitions, &keys::definition(&name, 3), 7);
+    assert_corrupt(
+        store.definition(&name, 3),
+        "definition erase version 3",
+        unsupported,
+    );
+    assert_corrupt(
+        store.latest_definition(&name),
+        "definition erase",
+        unsupported,
+    );
+}
+
+#[test]
+fn undecodable_events_are_corrupt() {
+    let (_dir, store) = temp_store();
+    let id = job().id();
+    store
+        .trees
+        .events
+        .insert(keys::event(id, 1), b"{not json".as_slice())
+        .unwrap();
+    assert_corrupt(store.events(id, 0, 10), "event", "key must be a string");
+}
+
+#[test]
+fn a_database_of_another_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    store
+        .trees
+        .meta
+        .insert(FORMAT_VERSION_KEY, b"2".as_slice())
+        .unwrap();
+    store.close().unwrap();
+    assert_corrupt(
+        SledStore::open(&path, SledConfig::default()),
+        "store",
+        "format version 2 is not supported",
+    );
+}

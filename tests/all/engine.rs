@@ -1,0 +1,325 @@
+//! The engine running real workflows of real plugins: graphs, templates, conditions,
+//! fan-out with its failure budget, retries, cancellation, and resuming after a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weft::engine::{Engine, EngineConfig, StartJob};
+use weft_domain::{EventKind, Job, JobState, SourceFormat, StepState};
+use weft_store::{MemoryStore, PluginGrants, Store};
+
+use crate::support::{fixture_bytes, plugin_bytes, sandbox};
+
+/// An engine on `store` with `echo`, `transform`, `fail` and `spin` approved.
+async fn engine_on(store: Arc<dyn Store>, workers: usize) -> Engine {
+    let config = EngineConfig {
+        workers,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(store, sandbox(), config).await.unwrap();
+    for bytes in [
+        plugin_bytes("echo"),
+        plugin_bytes("transform"),
+        fixture_bytes("fail"),
+        fixture_bytes("spin"),
+    ] {
+        let (record, _) = engine.add_plugin(&bytes).await.unwrap();
+        engine
+            .approve_plugin(&record.digest, PluginGrants::default())
+            .await
+            .unwrap();
+    }
+    engine
+}
+
+async fn engine() -> Engine {
+    engine_on(Arc::new(MemoryStore::new()), 8).await
+}
+
+async fn apply(engine: &Engine, definition: Value) {
+    engine
+        .apply_definition(&definition.to_string(), SourceFormat::Json)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {e:?}"));
+}
+
+async fn run_job(engine: &Engine, workflow: &str, input: Value) -> Job {
+    let id = engine
+        .start_job(StartJob {
+            workflow: workflow.parse().unwrap(),
+            version: None,
+            input,
+            priority: 0,
+            queue: "default".into(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_finished(id))
+        .await
+        .expect("job finished in time")
+        .unwrap()
+}
+
+fn events(engine: &Engine, job: &Job) -> Vec<EventKind> {
+    engine
+        .store()
+        .events(job.id(), 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chain_passes_outputs_along_and_renders_the_job_output() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "chain", "version": 1,
+            "input": {"required": ["device"]},
+            "steps": [
+                {"id": "a", "plugin": "echo@0", "input": {"device": "${workflow.input.device}", "n": 1}},
+                {"id": "b", "plugin": "transform@0", "depends_on": ["a"],
+                 "input": {"query": ".n + 1", "data": "${steps.a.output}"}},
+                {"id": "c", "plugin": "echo@0", "depends_on": ["b"],
+                 "input": {"label": "device ${workflow.input.device} got ${steps.b.output}"}}
+            ],
+            "output": {"n": "${steps.b.output}", "label": "${steps.c.output.label}"}
+        }),
+    )
+    .await;
+    let job = run_job(&engine, "chain", json!({"device": "sw-17"})).await;
+    assert_eq!(job.state(), JobState::Succeeded, "{job:?}");
+    assert_eq!(
+        job.output(),
+        Some(&json!({"n": 2, "label": "device sw-17 got 2"}))
+    );
+    let kinds = events(&engine, &job);
+    assert!(matches!(kinds.first(), Some(EventKind::JobCreated { .. })));
+    assert!(matches!(kinds.last(), Some(EventKind::JobSucceeded { .. })));
+}
+
+#[tokio::test]
+async fn a_false_condition_skips_the_step_and_its_dependents() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "cond", "version": 1,
+            "steps": [
+                {"id": "check", "plugin": "echo@0", "input": {"healthy": "${workflow.input.healthy}"}},
+                {"id": "patch", "plugin": "echo@0", "depends_on": ["check"],
+                 "when": "${steps.check.output.healthy} == true", "input": {}},
+                {"id": "reboot", "plugin": "echo@0", "depends_on": ["patch"], "input": {}}
+            ]
+        }),
+    )
+    .await;
+    let job = run_job(&engine, "cond", json!({"healthy": false})).await;
+    assert_eq!(job.state(), JobState::Succeeded);
+    for step in ["patch", "reboot"] {
+        let record = job.step(&step.parse().unwrap()).unwrap();
+        assert_eq!(record.state(), StepState::Skipped, "{step}");
+    }
+    let job = run_job(&engine, "cond", json!({"healthy": true})).await;
+    let reboot = job.step(&"reboot".parse().unwrap()).unwrap();
+    assert_eq!(reboot.state(), StepState::Succeeded);
+}
+
+#[tokio::test]
+async fn fan_out_keeps_item_order_and_stops_at_the_failure_budget() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "fan", "version": 1,
+            "steps": [
+                {"id": "erase", "plugin": "transform@0",
+                 "for_each": "${workflow.input.machines}", "concurrency": 2, "max_failures": 0,
+                 "input": {"query": "if .bad then error(\"disk stuck\") else .name end", "data": "${item}"}}
+            ],
+            "output": "${steps.erase.output}"
+        }),
+    )
+    .await;
+    let machines: Vec<Value> = (0..10).map(|i| json!({"name": format!("m{i}")})).collect();
+    let job = run_job(&engine, "fan", json!({"machines": machines})).await;
+    assert_eq!(job.state(), JobState::Succeeded, "{job:?}");
+    let names: Vec<Value> = (0..10).map(|i| json!(format!("m{i}"))).collect();
+    assert_eq!(job.output(), Some(&json!(names)));
+
+    // One bad machine early: the budget of zero failures stops the fan-out; items that never
+    // started are not run.
+    let mut machines: Vec<Value> = (0..10).map(|i| json!({"name": format!("m{i}")})).collect();
+    machines[1] = json!({"name": "m1", "bad": true});
+    let job = run_job(&engine, "fan", json!({"machines": machines})).await;
+    assert_eq!(job.state(), JobState::Failed);
+    let erase = job.step(&"erase".parse().unwrap()).unwrap();
+    let started = erase
+        .tasks()
+        .filter(|(_, t)| !t.attempts().is_empty())
+        .count();
+    assert!(
+        started < 10,
+        "{started} items started after the budget was spent"
+    );
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_with_backoff_then_fails_the_job() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "flaky", "version": 1,
+            "steps": [
+                {"id": "call", "plugin": "weft-fixture-fail@0",
+                 "retry": {"max_attempts": 3, "initial_interval_ms": 50, "multiplier": 2.0, "max_interval_ms": 1000},
+                 "input": {"code": "unavailable", "message": "try later", "retryable": true}}
+            ]
+        }),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let job = run_job(&engine, "flaky", json!({})).await;
+    assert_eq!(job.state(), JobState::Failed);
+    let call = job.step(&"call".parse().unwrap()).unwrap();
+    let attempts = call.task(None).unwrap().attempts();
+    assert_eq!(attempts.len(), 3);
+    let retries = events(&engine, &job)
+        .into_iter()
+        .filter(|k| matches!(k, EventKind::StepRetrying { .. }))
+        .count();
+    assert_eq!(retries, 2);
+    // Jitter only shortens delays: at least half of 50 ms + 100 ms passed between attempts.
+    assert!(started.elapsed() >= Duration::from_millis(75));
+    let failure = job.failure().expect("a failed job names its failure");
+    assert_eq!(failure.step.as_ref().map(|s| s.as_str()), Some("call"));
+}
+
+#[tokio::test]
+async fn cancelling_a_job_stops_its_running_step() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "stuck", "version": 1,
+            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000, "input": {}}]
+        }),
+    )
+    .await;
+    let id = engine
+        .start_job(StartJob {
+            workflow: "stuck".parse().unwrap(),
+            version: None,
+            input: json!({}),
+            priority: 0,
+            queue: "default".into(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    // Wait until the attempt is running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = engine.job(id).unwrap().unwrap();
+        let spin = job.step(&"spin".parse().unwrap()).unwrap();
+        if spin.state() == StepState::Running {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancelled_at = std::time::Instant::now();
+    let job = engine
+        .cancel_job(id, Some("operator".into()))
+        .await
+        .unwrap();
+    assert_eq!(job.state(), JobState::Cancelled);
+    assert_eq!(
+        job.step(&"spin".parse().unwrap()).unwrap().state(),
+        StepState::Cancelled
+    );
+    // The worker is free again: another job runs to completion promptly.
+    apply(
+        &engine,
+        json!({"name": "quick", "version": 1, "steps": [{"id": "a", "plugin": "echo@0", "input": {}}]}),
+    )
+    .await;
+    let quick = run_job(&engine, "quick", json!({})).await;
+    assert_eq!(quick.state(), JobState::Succeeded);
+    assert!(cancelled_at.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn an_unfinished_job_resumes_on_a_new_engine() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    // No workers: the job is created and its first step made ready, but nothing runs.
+    let first = engine_on(store.clone(), 0).await;
+    apply(
+        &first,
+        json!({"name": "later", "version": 1, "steps": [
+            {"id": "a", "plugin": "echo@0", "input": {"x": 1}},
+            {"id": "b", "plugin": "echo@0", "depends_on": ["a"], "input": "${steps.a.output}"}
+        ], "output": "${steps.b.output}"}),
+    )
+    .await;
+    let id = first
+        .start_job(StartJob {
+            workflow: "later".parse().unwrap(),
+            version: None,
+            input: json!({}),
+            priority: 0,
+            queue: "default".into(),
+            idempotency_key: Some("once".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.job(id).unwrap().unwrap().state(), JobState::Running);
+
+    let second = Engine::start(store, sandbox(), EngineConfig::default())
+        .await
+        .unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(60), second.wait_finished(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(job.output(), Some(&json!({"x": 1})));
+
+    // The idempotency key still names the same job.
+    let again = second
+        .start_job(StartJob {
+            workflow: "later".parse().unwrap(),
+            version: None,
+            input: json!({}),
+            priority: 0,
+            queue: "default".into(),
+            idempotency_key: Some("once".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, id);
+}
+
+#[tokio::test]
+async fn invalid_definitions_report_every_problem() {
+    let engine = engine().await;
+    let err = engine
+        .apply_definition(
+            &json!({"name": "bad", "version": 1, "steps": [
+                {"id": "a", "plugin": "nope@1", "depends_on": ["b"], "input": {}},
+                {"id": "b", "plugin": "echo@0", "depends_on": ["a"], "input": {}}
+            ]})
+            .to_string(),
+            SourceFormat::Json,
+        )
+        .await
+        .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(text.contains("nope"), "{text}");
+    assert!(text.contains("cycle"), "{text}");
+}
