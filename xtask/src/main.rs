@@ -46,9 +46,7 @@ fn workspace_root() -> PathBuf {
 
 /// Runs a command, failing with its name when it fails.
 fn sh(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("running {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -68,12 +66,21 @@ fn cargo_target_dir(root: &Path) -> Result<PathBuf> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8(out.stdout)?;
     let key = "\"target_directory\":\"";
-    let start = text.find(key).context("cargo metadata has no target_directory")? + key.len();
-    let end = start + text[start..].find('"').context("malformed cargo metadata")?;
+    let start = text
+        .find(key)
+        .context("cargo metadata has no target_directory")?
+        + key.len();
+    let end = start
+        + text[start..]
+            .find('"')
+            .context("malformed cargo metadata")?;
     Ok(PathBuf::from(text[start..end].replace("\\\\", "\\")))
 }
 
@@ -116,7 +123,13 @@ fn build_plugins(root: &Path) -> Result<PluginDirs> {
     let plugins = packages_in(&root.join("plugins"))?;
     let fixtures = packages_in(&root.join("tests/fixtures"))?;
     let mut cmd = cargo(root);
-    cmd.args(["build", "--target", GUEST_TARGET, "--profile", GUEST_PROFILE]);
+    cmd.args([
+        "build",
+        "--target",
+        GUEST_TARGET,
+        "--profile",
+        GUEST_PROFILE,
+    ]);
     for name in &plugins {
         cmd.args(["-p", &format!("weft-plugin-{name}")]);
     }
@@ -124,7 +137,9 @@ fn build_plugins(root: &Path) -> Result<PluginDirs> {
         cmd.args(["-p", &format!("weft-fixture-{name}")]);
     }
     sh(&mut cmd)?;
-    let built = cargo_target_dir(root)?.join(GUEST_TARGET).join(GUEST_PROFILE);
+    let built = cargo_target_dir(root)?
+        .join(GUEST_TARGET)
+        .join(GUEST_PROFILE);
     let dirs = PluginDirs {
         plugins: root.join("target/plugins"),
         fixtures: root.join("target/test-plugins"),
