@@ -200,9 +200,21 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
+    /// Number of jobs not finished yet.
+    pub fn unfinished_count(&self) -> usize {
+        lock(&self.inner.active).len()
+    }
+
     /// Number of tasks waiting for a worker.
     pub fn queue_depth(&self) -> usize {
         self.inner.queue.len()
+    }
+
+    /// Stops handing tasks to workers, for a shutdown: attempts already running go on and
+    /// commit; ready tasks stay ready in the store and run after the next start. (A task the
+    /// dispatcher was already holding a worker for may still start.) Cannot be undone.
+    pub fn stop_dispatching(&self) {
+        self.inner.workers.close();
     }
 
     /// The job, as last committed.
@@ -408,8 +420,8 @@ impl Engine {
             _ = self.inner.events.send(event.clone());
         }
         if effects.finished.is_some() {
+            // Queued tasks of the job are dropped when a worker finds the job gone.
             lock(&self.inner.active).remove(&id);
-            self.inner.queue.remove_job(id);
             return;
         }
         let Some(active) = self.active(id) else {

@@ -141,11 +141,6 @@ impl ReadyQueue {
         self.changed.notify_one();
     }
 
-    /// Drops every waiting task of `job` (it was cancelled or finished).
-    pub fn remove_job(&self, job: JobId) {
-        self.lock().waiting.retain(|_, e| e.job != job);
-    }
-
     /// Resolves when the queue changed (a task arrived or a running one finished).
     pub async fn changed(&self) {
         self.changed.notified().await;

@@ -2,69 +2,114 @@
 
 use std::time::Duration;
 
-use weft_domain::{AttemptOutcome, AttemptReport, Machine, PluginError as DomainPluginError};
+use std::sync::Arc;
+
+use weft_domain::{
+    AttemptOutcome, AttemptReport, AttemptStart, Machine, PluginDigest,
+    PluginError as DomainPluginError, TaskKey,
+};
 use weft_sandbox::{Outcome, RunRequest, SandboxError, SandboxStop, StepLimitsOverride};
 use weft_store::StoreError;
 
+use super::catalogue::Runnable;
 use super::queue::Entry;
-use super::{Engine, clock, lock};
+use super::{Active, Engine, clock, lock};
 
 /// How long a task whose plugin is not approved (or is disabled) waits before it is looked
 /// at again. It occupies no worker meanwhile.
 const PARKED_RECHECK: Duration = Duration::from_secs(1);
 
 impl Engine {
-    /// Runs one attempt of `entry`'s task, if the job still wants one.
+    /// Runs `entry`'s task, and then, in the same worker, the next task of the same job and
+    /// plugin that its result made ready (a chain runs without going back to the queue; the
+    /// next attempt's start is committed with the previous result, in one transaction).
     pub(super) async fn run_task(&self, entry: &Entry) -> Result<(), StoreError> {
         let Some(active) = self.active(entry.job) else {
             return Ok(());
         };
-        let digest = {
-            let guard = active.lock().await;
-            match guard.job.plugins().get(&entry.task.step) {
-                Some(p) => p.digest.clone(),
+        let mut task = entry.task.clone();
+        let mut begun = match self.begin(entry, &active, &task).await? {
+            Some(begun) => begun,
+            None => return Ok(()),
+        };
+        loop {
+            let Some(report) = self.execute(entry, &task, &begun).await else {
+                return Ok(());
+            };
+            match self.complete(entry, &active, &task, report).await? {
+                Some((next, next_begun)) => {
+                    task = next;
+                    begun = next_begun;
+                }
                 None => return Ok(()),
             }
+        }
+    }
+
+    /// Starts an attempt of `task`: durable before the plugin runs. `None` when the task is
+    /// not startable now (parked, paused, cancelled, finished, not due).
+    async fn begin(
+        &self,
+        entry: &Entry,
+        active: &Arc<tokio::sync::Mutex<Active>>,
+        task: &TaskKey,
+    ) -> Result<Option<Begun>, StoreError> {
+        let digest = {
+            let guard = active.lock().await;
+            match guard.job.plugins().get(&task.step) {
+                Some(p) => p.digest.clone(),
+                None => return Ok(None),
+            }
         };
-        let runnable = match self.inner.catalogue.runnable(&digest).await {
-            Ok(Some(runnable)) => runnable,
+        let Some(runnable) = self.runnable_or_park(entry, &digest).await else {
+            return Ok(None);
+        };
+        let mut guard = active.lock().await;
+        let definition = guard.definition.clone();
+        let began = Machine::new(&definition).begin_attempt(&mut guard.job, task, clock::now());
+        let (start, effects) = match began {
+            Ok(began) => began,
+            Err(e) => {
+                tracing::debug!(job = %entry.job, %task, error = %e, "task not started");
+                return Ok(None);
+            }
+        };
+        self.inner.store.commit_job(&guard.job, &effects.events)?;
+        self.inner.store.durable().wait().await?;
+        for event in effects.events {
+            _ = self.inner.events.send(event);
+        }
+        Ok(Some(Begun {
+            start,
+            runnable,
+            workflow: guard.job.workflow().to_string(),
+        }))
+    }
+
+    /// The plugin, loaded; `None` (and the task parked) when it may not run now.
+    async fn runnable_or_park(&self, entry: &Entry, digest: &PluginDigest) -> Option<Runnable> {
+        match self.inner.catalogue.runnable(digest).await {
+            Ok(Some(runnable)) => Some(runnable),
             Ok(None) => {
                 self.park(entry);
-                return Ok(());
+                None
             }
             Err(e) => {
                 tracing::error!(plugin = %digest, error = %e, "plugin cannot be loaded; task parked");
                 self.park(entry);
-                return Ok(());
+                None
             }
-        };
+        }
+    }
 
-        let (start, job_id, workflow) = {
-            let mut guard = active.lock().await;
-            let definition = guard.definition.clone();
-            let began =
-                Machine::new(&definition).begin_attempt(&mut guard.job, &entry.task, clock::now());
-            let (start, effects) = match began {
-                Ok(began) => began,
-                // Not (or no longer) startable: paused, cancelled, finished, not due.
-                Err(e) => {
-                    tracing::debug!(job = %entry.job, task = %entry.task, error = %e, "task not started");
-                    return Ok(());
-                }
-            };
-            self.inner.store.commit_job(&guard.job, &effects.events)?;
-            self.inner.store.durable().wait().await?;
-            for event in effects.events {
-                _ = self.inner.events.send(event);
-            }
-            (start, guard.job.id(), guard.job.workflow().to_string())
-        };
-
+    /// Runs the attempt in the sandbox, abortably. `None` when it was aborted.
+    async fn execute(&self, entry: &Entry, task: &TaskKey, begun: &Begun) -> Option<AttemptReport> {
+        let start = &begun.start;
         let request = RunRequest {
             input: start.input.to_string(),
-            job_id: job_id.to_string(),
-            workflow,
-            step_id: entry.task.to_string(),
+            job_id: entry.job.to_string(),
+            workflow: begun.workflow.clone(),
+            step_id: task.to_string(),
             attempt: start.attempt,
             limits: StepLimitsOverride {
                 fuel: start.fuel,
@@ -75,8 +120,9 @@ impl Engine {
                 ..StepLimitsOverride::default()
             },
         };
-        let span = tracing::info_span!("attempt", job = %job_id, step = %entry.task, plugin = %digest, attempt = start.attempt);
+        let span = tracing::info_span!("attempt", job = %entry.job, step = %task, plugin = %start.plugin.name, attempt = start.attempt);
         let sandbox = self.inner.sandbox.clone();
+        let runnable = begun.runnable.clone();
         let attempt = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 sandbox
@@ -85,11 +131,11 @@ impl Engine {
             },
             span,
         ));
-        let key = (job_id, entry.task.clone());
+        let key = (entry.job, task.clone());
         lock(&self.inner.running).insert(key.clone(), attempt.abort_handle());
         let joined = attempt.await;
         lock(&self.inner.running).remove(&key);
-        let report = match joined {
+        Some(match joined {
             Ok(Ok(report)) => domain_report(report),
             // A full instance pool is the host's fault: the attempt ends as interrupted,
             // which is retried.
@@ -98,39 +144,87 @@ impl Engine {
                 message: format!("host fault: {e}"),
             }),
             // Aborted: the job was cancelled or failed, and the machine already closed it.
-            Err(e) if e.is_cancelled() => return Ok(()),
+            Err(e) if e.is_cancelled() => return None,
             Err(e) => AttemptReport::new(AttemptOutcome::Trap {
                 message: format!("host fault: {e}"),
             }),
-        };
+        })
+    }
 
+    /// Records the result and its consequences in one durable commit. When the result made
+    /// a task of the same plugin ready, that task's attempt begins in the same commit and is
+    /// returned, for this worker to run next.
+    async fn complete(
+        &self,
+        entry: &Entry,
+        active: &Arc<tokio::sync::Mutex<Active>>,
+        task: &TaskKey,
+        report: AttemptReport,
+    ) -> Result<Option<(TaskKey, Begun)>, StoreError> {
         let mut guard = active.lock().await;
         let definition = guard.definition.clone();
+        let machine = Machine::new(&definition);
         let now = clock::now();
-        let effects = match Machine::new(&definition).complete_attempt(
+        let mut effects = match machine.complete_attempt(
             &mut guard.job,
-            &entry.task,
+            task,
             report,
             clock::jitter_sample(),
             now,
         ) {
             Ok(effects) => effects,
             Err(e) => {
-                tracing::debug!(job = %job_id, task = %entry.task, error = %e, "result not recorded");
-                return Ok(());
+                tracing::debug!(job = %entry.job, %task, error = %e, "result not recorded");
+                return Ok(None);
             }
         };
+        let mut next = None;
+        if let Some(index) = self.continuation(&guard, entry, &effects.ready).await {
+            let candidate = effects.ready[index].clone();
+            let digest = guard.job.plugins()[&candidate.step].digest.clone();
+            if let Ok(Some(runnable)) = self.inner.catalogue.runnable(&digest).await
+                && let Ok((start, began)) = machine.begin_attempt(&mut guard.job, &candidate, now)
+            {
+                effects.ready.remove(index);
+                effects.events.extend(began.events);
+                next = Some((
+                    candidate,
+                    Begun {
+                        start,
+                        runnable,
+                        workflow: guard.job.workflow().to_string(),
+                    },
+                ));
+            }
+        }
         self.inner.store.commit_job(&guard.job, &effects.events)?;
         self.inner.store.durable().wait().await?;
         let ready = effects.ready.clone();
         drop(guard);
-        for task in &effects.abort {
-            if let Some(handle) = lock(&self.inner.running).remove(&(job_id, task.clone())) {
+        for aborted in &effects.abort {
+            if let Some(handle) = lock(&self.inner.running).remove(&(entry.job, aborted.clone())) {
                 handle.abort();
             }
         }
-        self.after_commit(job_id, &effects, ready).await;
-        Ok(())
+        self.after_commit(entry.job, &effects, ready).await;
+        Ok(next)
+    }
+
+    /// Which of `ready` this worker may run next: one of the same plugin, so that the
+    /// queue's per-plugin count stays right.
+    async fn continuation(
+        &self,
+        active: &Active,
+        entry: &Entry,
+        ready: &[TaskKey],
+    ) -> Option<usize> {
+        ready.iter().position(|t| {
+            active
+                .job
+                .plugins()
+                .get(&t.step)
+                .is_some_and(|p| p.name.as_str() == entry.plugin)
+        })
     }
 
     /// Puts a task aside until its plugin can run.
@@ -139,6 +233,13 @@ impl Engine {
         lock(&self.inner.timers).insert((due, entry.job, entry.task.clone()));
         self.inner.timers_changed.notify_one();
     }
+}
+
+/// An attempt that has begun: what the worker needs to run it.
+struct Begun {
+    start: AttemptStart,
+    runnable: Runnable,
+    workflow: String,
 }
 
 /// The domain's record of a sandbox report.

@@ -1,0 +1,479 @@
+//! `cargo xtask bench engine`: durable steps per second, step-to-step latency, recovery time
+//! and memory, against baselines measured in the same run.
+//!
+//! - Throughput: many concurrent jobs of `echo` steps on a sled store, as 3-step chains and
+//!   as 10-wide fan-outs; durable steps per second and the p50/p99 time from one step's
+//!   durable success to the next step's durable start. Baselines: the bare sandbox cost of
+//!   the same steps, and raw sled inserts of a job record's size through the same
+//!   group-commit flusher.
+//! - Recovery: from opening the store to every one of 10,000 in-flight jobs resumed.
+//! - Memory: resident size with 10,000 jobs waiting on retry timers (measured in a child
+//!   process of its own, so earlier phases do not count).
+//!
+//! Prints a table and writes `engine.json` into `WEFT_BENCH_OUT` (default `target/bench`).
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weft::engine::{Engine, EngineConfig, StartJob, StoreKv};
+use weft_domain::{EventKind, JobId, SourceFormat};
+use weft_sandbox::{Grants, RunRequest, Sandbox, SandboxConfig, StepLimitsOverride};
+use weft_store::{PluginGrants, SledConfig, SledStore, Store};
+
+const CHAIN_JOBS: usize = 3_000;
+const FANOUT_JOBS: usize = 1_000;
+const RECOVERY_JOBS: usize = 10_000;
+const TIMER_JOBS: usize = 10_000;
+const WORKERS: usize = 64;
+const BASELINE_WINDOW: Duration = Duration::from_secs(3);
+
+fn plugin_dir(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(default)
+    })
+}
+
+fn component(var: &str, default: &str, name: &str) -> Vec<u8> {
+    let path = plugin_dir(var, default).join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask bench engine`", path.display()))
+}
+
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    baseline: Option<f64>,
+    note: &'static str,
+}
+
+fn sandbox(store: &Arc<dyn Store>, artifacts: &Path) -> Sandbox {
+    Sandbox::new(
+        SandboxConfig {
+            artifact_dir: Some(artifacts.to_path_buf()),
+            ..SandboxConfig::default()
+        },
+        Arc::new(StoreKv::new(store.clone())),
+    )
+    .unwrap()
+}
+
+fn open(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(SledStore::open(&dir.join("db"), SledConfig::default()).unwrap())
+}
+
+async fn engine(store: Arc<dyn Store>, artifacts: &Path, workers: usize) -> Engine {
+    let config = EngineConfig {
+        workers,
+        max_unfinished_jobs: 1_000_000,
+        ..EngineConfig::default()
+    };
+    Engine::start(store.clone(), sandbox(&store, artifacts), config)
+        .await
+        .unwrap()
+}
+
+async fn setup(engine: &Engine) {
+    for bytes in [
+        component("WEFT_PLUGIN_DIR", "target/plugins", "echo"),
+        component("WEFT_FIXTURE_DIR", "target/test-plugins", "fail"),
+    ] {
+        let (record, _) = engine.add_plugin(&bytes).await.unwrap();
+        engine
+            .approve_plugin(&record.digest, PluginGrants::default())
+            .await
+            .unwrap();
+    }
+    let definitions = [
+        json!({"name": "chain", "version": 1, "steps": [
+            {"id": "a", "plugin": "echo@0", "input": {"device": "${workflow.input.device}"}},
+            {"id": "b", "plugin": "echo@0", "depends_on": ["a"], "input": "${steps.a.output}"},
+            {"id": "c", "plugin": "echo@0", "depends_on": ["b"], "input": "${steps.b.output}"}
+        ]}),
+        json!({"name": "fanout", "version": 1, "steps": [
+            {"id": "all", "plugin": "echo@0", "for_each": "${workflow.input.items}",
+             "concurrency": 10, "input": {"item": "${item}"}}
+        ]}),
+        json!({"name": "waiting", "version": 1, "steps": [
+            {"id": "call", "plugin": "weft-fixture-fail@0",
+             "retry": {"max_attempts": 5, "initial_interval_ms": 3600000, "multiplier": 1.0, "max_interval_ms": 3600000},
+             "input": {"code": "unavailable", "message": "later", "retryable": true}}
+        ]}),
+    ];
+    for d in definitions {
+        engine
+            .apply_definition(&d.to_string(), SourceFormat::Json)
+            .await
+            .unwrap();
+    }
+}
+
+fn start_request(workflow: &str, input: serde_json::Value) -> StartJob {
+    StartJob {
+        workflow: workflow.parse().unwrap(),
+        version: None,
+        input,
+        priority: 0,
+        queue: "default".into(),
+        idempotency_key: None,
+    }
+}
+
+/// Starts `jobs` jobs at once and waits for all; returns steps/s and step-to-step gaps.
+async fn throughput(
+    engine: &Engine,
+    workflow: &str,
+    jobs: usize,
+    input: serde_json::Value,
+    steps_per_job: usize,
+) -> (f64, Vec<Duration>) {
+    let mut events = engine.subscribe();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    // Best effort: a watcher that lags behind loses some samples, not the measurement.
+    let watcher = tokio::spawn(async move {
+        let mut last_success: HashMap<JobId, Instant> = HashMap::new();
+        let mut gaps = Vec::new();
+        loop {
+            let event = tokio::select! {
+                e = events.recv() => e,
+                _ = &mut stopped => break,
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            match event.kind {
+                EventKind::StepSucceeded { .. } => {
+                    last_success.insert(event.job_id, Instant::now());
+                }
+                EventKind::StepStarted { .. } => {
+                    if let Some(t) = last_success.remove(&event.job_id) {
+                        gaps.push(t.elapsed());
+                    }
+                }
+                _ => {}
+            }
+        }
+        gaps
+    });
+    let started = Instant::now();
+    let starts: Vec<_> = (0..jobs)
+        .map(|_| {
+            let engine = engine.clone();
+            let input = input.clone();
+            let workflow = workflow.to_owned();
+            tokio::spawn(async move { engine.start_job(start_request(&workflow, input)).await })
+        })
+        .collect();
+    let mut pending = Vec::with_capacity(jobs);
+    for s in starts {
+        pending.push(s.await.unwrap().unwrap());
+    }
+    while !pending.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pending.retain(|id| {
+            let job = engine.job(*id).unwrap().unwrap();
+            !job.state().is_terminal()
+        });
+    }
+    let elapsed = started.elapsed();
+    _ = stop.send(());
+    let gaps = watcher.await.unwrap();
+    ((jobs * steps_per_job) as f64 / elapsed.as_secs_f64(), gaps)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Bare sandbox cost: echo steps/s with `WORKERS` concurrent loops.
+async fn sandbox_baseline(engine: &Engine) -> f64 {
+    let plugin = engine
+        .sandbox()
+        .load(&component("WEFT_PLUGIN_DIR", "target/plugins", "echo"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let sandbox = engine.sandbox().clone();
+            let plugin = plugin.clone();
+            tokio::spawn(async move {
+                let request = RunRequest {
+                    input: json!({"device": "sw-17"}).to_string(),
+                    job_id: "bench".into(),
+                    workflow: "bench".into(),
+                    step_id: "a".into(),
+                    attempt: 1,
+                    limits: StepLimitsOverride::default(),
+                };
+                let mut n = 0u64;
+                while started.elapsed() < BASELINE_WINDOW {
+                    sandbox
+                        .run(&plugin, &Grants::default(), &request)
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Size of a 3-step chain job record, as the store writes it.
+async fn job_record_bytes(engine: &Engine) -> usize {
+    let id = engine
+        .start_job(start_request("chain", json!({"device": "sw-17"})))
+        .await
+        .unwrap();
+    let job = engine.wait_finished(id).await.unwrap();
+    serde_json::to_vec(&job).unwrap().len()
+}
+
+async fn main_phases(out: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("artifacts");
+    let store = open(dir.path());
+    let engine = engine(store.clone(), &artifacts, WORKERS).await;
+    setup(&engine).await;
+
+    let record_bytes = job_record_bytes(&engine).await;
+    let sandbox_rate = sandbox_baseline(&engine).await;
+    let sled_dir = tempfile::tempdir().unwrap();
+    let sled_rate = weft_store::raw_group_commit_baseline(
+        &sled_dir.path().join("raw"),
+        record_bytes,
+        WORKERS,
+        BASELINE_WINDOW,
+    )
+    .unwrap();
+    let lower = sandbox_rate.min(sled_rate);
+    eprintln!("baselines: sandbox {sandbox_rate:.0}/s, sled {sled_rate:.0}/s");
+
+    let (chain_rate, mut chain_gaps) =
+        throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
+    eprintln!("chains: {chain_rate:.0} steps/s");
+    let items: Vec<_> = (0..10).collect();
+    let (fan_rate, _) =
+        throughput(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10).await;
+    chain_gaps.sort();
+
+    out.push(Row {
+        name: "baseline: bare sandbox echo steps/s".into(),
+        value: sandbox_rate,
+        unit: "steps/s",
+        baseline: None,
+        note: "64 concurrent loops, no engine, no store",
+    });
+    out.push(Row {
+        name: format!("baseline: raw sled group-commit writes/s ({record_bytes} B)"),
+        value: sled_rate,
+        unit: "writes/s",
+        baseline: None,
+        note: "64 writers, each waits for durability",
+    });
+    out.push(Row {
+        name: "engine: 3-step chains, durable steps/s".into(),
+        value: chain_rate,
+        unit: "steps/s",
+        baseline: Some(lower),
+        note: "ratio against the lower baseline (target >= 0.5)",
+    });
+    out.push(Row {
+        name: "engine: 10-wide fan-outs, durable steps/s".into(),
+        value: fan_rate,
+        unit: "steps/s",
+        baseline: Some(lower),
+        note: "ratio against the lower baseline",
+    });
+    out.push(Row {
+        name: "step-to-step latency p50".into(),
+        value: percentile(&chain_gaps, 0.5).as_secs_f64() * 1e3,
+        unit: "ms",
+        baseline: None,
+        note: "durable success of a step -> durable start of the next",
+    });
+    out.push(Row {
+        name: "step-to-step latency p99".into(),
+        value: percentile(&chain_gaps, 0.99).as_secs_f64() * 1e3,
+        unit: "ms",
+        baseline: None,
+        note: "target < 2 ms",
+    });
+}
+
+/// Creates `RECOVERY_JOBS` in-flight jobs, closes everything, and times a restart.
+fn recovery_phase(out: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("artifacts");
+    {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = open(dir.path());
+            // No workers: every job stays in flight with its first step ready.
+            let engine = engine(store, &artifacts, 0).await;
+            setup(&engine).await;
+            let starts: Vec<_> = (0..RECOVERY_JOBS)
+                .map(|_| {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        engine
+                            .start_job(start_request("chain", json!({"device": "x"})))
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            for s in starts {
+                s.await.unwrap();
+            }
+        });
+        // Dropping the runtime drops the engine's tasks, and with them the store.
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let elapsed = rt.block_on(async {
+        let started = Instant::now();
+        let store = open(dir.path());
+        let engine = engine(store, &artifacts, 0).await;
+        let elapsed = started.elapsed();
+        assert_eq!(engine.queue_depth(), RECOVERY_JOBS, "every job resumed");
+        elapsed
+    });
+    out.push(Row {
+        name: format!("recovery: {RECOVERY_JOBS} in-flight jobs resumed"),
+        value: elapsed.as_secs_f64() * 1e3,
+        unit: "ms",
+        baseline: None,
+        note: "open store + resume every job; target < 1000 ms",
+    });
+}
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// In a child process: `TIMER_JOBS` jobs each waiting an hour for a retry.
+fn memory_phase_child() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let engine = engine(store, &dir.path().join("artifacts"), WORKERS).await;
+        setup(&engine).await;
+        let before = resident_bytes();
+        let mut events = engine.subscribe();
+        for _ in 0..TIMER_JOBS {
+            engine
+                .start_job(start_request("waiting", json!({})))
+                .await
+                .unwrap();
+        }
+        let mut waiting = 0;
+        while waiting < TIMER_JOBS {
+            if let Ok(event) = events.recv().await
+                && matches!(event.kind, EventKind::StepRetrying { .. })
+            {
+                waiting += 1;
+            }
+        }
+        println!("RESULT {} {}", resident_bytes(), before);
+    });
+}
+
+fn memory_phase(out: &mut Vec<Row>) {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("WEFT_BENCH_PHASE", "memory")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&child.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "memory phase failed: {}",
+                String::from_utf8_lossy(&child.stderr)
+            )
+        });
+    let mut numbers = line.split(' ').map(|n| n.parse::<f64>().unwrap());
+    let (after, before) = (numbers.next().unwrap(), numbers.next().unwrap());
+    out.push(Row {
+        name: format!("memory: resident with {TIMER_JOBS} jobs on retry timers"),
+        value: after / 1048576.0,
+        unit: "MiB",
+        baseline: Some(before / 1048576.0),
+        note: "baseline: the same process before the jobs; target < 200 MiB",
+    });
+}
+
+fn main() {
+    if std::env::var("WEFT_BENCH_PHASE").as_deref() == Ok("memory") {
+        memory_phase_child();
+        return;
+    }
+    let mut rows = Vec::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(main_phases(&mut rows));
+    drop(rt);
+    recovery_phase(&mut rows);
+    memory_phase(&mut rows);
+    print_table(&rows);
+    write_json(&rows);
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<58} {:>12} {:>9} {:>12} {:>8}  note",
+        "measure", "value", "unit", "baseline", "ratio"
+    );
+    for r in rows {
+        let (baseline, ratio) = match r.baseline {
+            Some(b) => (format!("{b:.1}"), format!("{:.2}x", r.value / b)),
+            None => (String::new(), String::new()),
+        };
+        println!(
+            "{:<58} {:>12.1} {:>9} {:>12} {:>8}  {}",
+            r.name, r.value, r.unit, baseline, ratio, r.note
+        );
+    }
+}
+
+fn write_json(rows: &[Row]) {
+    let dir = std::env::var_os("WEFT_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| json!({"measure": r.name, "value": r.value, "unit": r.unit, "baseline": r.baseline, "ratio": r.baseline.map(|b| r.value / b), "note": r.note}))
+        .collect();
+    let path = dir.join("engine.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    println!("\nwrote {}", path.display());
+}
