@@ -1,7 +1,7 @@
 //! The `weft` binary: the daemon and the command-line interface in one executable.
 //!
-//! `main` parses the arguments, runs the command, and turns an error into a message on
-//! stderr and a non-zero exit code, in one place.
+//! `main` runs the command line and exits with the code it returns; turning errors into
+//! messages and exit codes happens in one place, [`cli::main`].
 
 mod cli;
 

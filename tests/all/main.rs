@@ -4,9 +4,11 @@
 //! `cargo xtask test` runs first); their directories come from `WEFT_PLUGIN_DIR` and
 //! `WEFT_FIXTURE_DIR`, defaulting to `target/plugins` and `target/test-plugins`.
 
+mod daemon;
 mod support;
 
 mod artifact_cache;
+mod crash;
 mod engine;
 mod first_party_plugins;
 mod sandbox_stops;

@@ -32,7 +32,7 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("run") => run_daemon(&root, &args[1..]),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <run | build-plugins | test [cargo test args] | bench [sandbox]>"
+            "usage: cargo xtask <run | build-plugins | test [cargo test args] | bench [sandbox | engine]>"
         ),
     }
 }
@@ -199,6 +199,14 @@ fn bench(root: &Path, extra: &[String]) -> Result<()> {
                 .env("WEFT_BENCH_OUT", root.join("target/bench"));
             sh(&mut cmd)
         }
-        other => bail!("unknown benchmark {other:?}: expected `sandbox`"),
+        "engine" => {
+            let mut cmd = cargo(root);
+            cmd.args(["bench", "--package", "weft", "--bench", "engine"])
+                .env("WEFT_PLUGIN_DIR", &dirs.plugins)
+                .env("WEFT_FIXTURE_DIR", &dirs.fixtures)
+                .env("WEFT_BENCH_OUT", root.join("target/bench"));
+            sh(&mut cmd)
+        }
+        other => bail!("unknown benchmark {other:?}: expected `sandbox` or `engine`"),
     }
 }

@@ -1,46 +1,18 @@
-//! Command-line interface: argument parsing and the user-facing output of each command.
-//!
-//! Commands:
-//! - `weft run-plugin FILE.wasm --input JSON`: loads a component through the same admission
-//!   checks as the daemon and runs one sandboxed attempt, printing the attempt report. This
-//!   is how a plugin author tries a plugin.
-//! - `weft demo --plugin-dir DIR`: loads the bundled plugins and runs example steps through
-//!   the sandbox, printing each outcome.
-
-#![allow(clippy::print_stdout)]
+//! Commands that need no daemon: `weft run-plugin` runs one sandboxed attempt of a plugin,
+//! the way a plugin author tries one; `weft demo` runs example steps of the bundled plugins.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
 use weft_sandbox::{
     AttemptReport, Grants, HostPattern, MemoryKv, Outcome, RunRequest, Sandbox, SandboxConfig,
     StepLimitsOverride,
 };
 
-/// Weft: a durable workflow engine whose steps are sandboxed WebAssembly plugins.
-#[derive(Debug, Parser)]
-#[command(name = "weft", version)]
-struct Args {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run one sandboxed attempt of a plugin and print the attempt report as JSON.
-    RunPlugin(RunPluginArgs),
-    /// Load the bundled plugins and run example steps through the sandbox.
-    Demo {
-        /// Directory holding the built plugins (`<name>.wasm`).
-        #[arg(long, default_value = "target/plugins")]
-        plugin_dir: PathBuf,
-    },
-}
-
+/// Arguments of `weft run-plugin`.
 #[derive(Debug, clap::Args)]
-struct RunPluginArgs {
+pub struct RunPluginArgs {
     /// The component to run.
     file: PathBuf,
     /// Input document: JSON text, or `@path` to read it from a file.
@@ -63,40 +35,8 @@ struct RunPluginArgs {
     memory_bytes: Option<usize>,
 }
 
-/// Runs the command line; returns the process exit code.
-pub fn main() -> i32 {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("weft: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("weft: {e:#}");
-            1
-        }
-    }
-}
-
-async fn run(args: Args) -> Result<i32> {
-    match args.command {
-        Command::RunPlugin(args) => run_plugin(args).await,
-        Command::Demo { plugin_dir } => demo(&plugin_dir).await,
-    }
-}
-
-fn read_input(input: &str) -> Result<String> {
+/// An input document given as JSON text or `@path`, checked to be JSON.
+pub fn read_input(input: &str) -> Result<String> {
     let text = match input.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
         None => input.to_owned(),
@@ -123,7 +63,8 @@ fn request(input: String, step_id: &str) -> RunRequest {
     }
 }
 
-async fn run_plugin(args: RunPluginArgs) -> Result<i32> {
+/// Runs `weft run-plugin`.
+pub async fn run_plugin(args: RunPluginArgs) -> Result<i32> {
     let input = read_input(&args.input)?;
     let http_hosts = args
         .allow_hosts
@@ -176,20 +117,33 @@ fn demo_steps() -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
-async fn demo(plugin_dir: &Path) -> Result<i32> {
+/// Runs `weft demo`.
+pub async fn demo(plugin_dir: &Path) -> Result<i32> {
     let sandbox = new_sandbox()?;
     let mut failures = 0;
     for (name, input) in demo_steps() {
         let path = plugin_dir.join(format!("{name}.wasm"));
         let bytes = std::fs::read(&path).with_context(|| {
-            format!("reading {} (build it with `cargo xtask build-plugins`)", path.display())
+            format!(
+                "reading {} (build it with `cargo xtask build-plugins`)",
+                path.display()
+            )
         })?;
         let plugin = sandbox.load(&bytes).await?;
         let info = plugin.info();
-        println!("plugin {} {} ({})", info.name, info.version, plugin.digest());
+        println!(
+            "plugin {} {} ({})",
+            info.name,
+            info.version,
+            plugin.digest()
+        );
         println!("  input:  {input}");
         let report = sandbox
-            .run(&plugin, &Grants::default(), &request(input.to_string(), name))
+            .run(
+                &plugin,
+                &Grants::default(),
+                &request(input.to_string(), name),
+            )
             .await?;
         print_outcome(&report);
         failures += usize::from(!report.outcome.is_success());

@@ -1,0 +1,253 @@
+//! The daemon: opens the data directory, starts the engine and serves the API until told to
+//! stop, then drains.
+//!
+//! Layout of the data directory: `db/` (the sled store), `artifacts/` (compiled plugins),
+//! `tokens.json` (token digests) and `admin.token` (a generated bootstrap token).
+//!
+//! Draining ([`Daemon::shutdown`]): the server stops accepting connections and finishes the
+//! requests in flight, event streams end, the engine stops starting attempts, and running
+//! attempts get up to `drain_grace_ms` to finish and commit; whatever is still running then is
+//! interrupted and runs again on the next start (a step without a committed result is
+//! retried).
+
+mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use weft_sandbox::{Sandbox, SandboxConfig, SandboxError};
+use weft_store::{SledConfig, SledStore, Store, StoreError};
+
+pub use config::{ConfigError, DaemonConfig, RawConcurrency, RawConfig};
+
+use crate::access::{
+    ADMIN_TOKEN_ENV, BootstrapError, BootstrapToken, TokenError, Tokens, bootstrap,
+};
+use crate::api::{ApiConfig, AppState, router};
+use crate::engine::{Engine, EngineConfig, StoreKv, queue};
+
+/// Why the daemon could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The data directory cannot be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The bootstrap token could not be set up.
+    #[error("admin token: {0}")]
+    Bootstrap(#[from] BootstrapError),
+    /// The token file could not be read.
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("server: {0}")]
+    Server(std::io::Error),
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    state: AppState,
+    local_addr: SocketAddr,
+    server: JoinHandle<std::io::Result<()>>,
+    drain_grace: Duration,
+}
+
+/// What draining left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Attempts still running when the grace period ended; they run again on the next start.
+    pub interrupted_attempts: usize,
+}
+
+fn create_data_dir(path: &std::path::Path) -> Result<(), DaemonError> {
+    let error = |source| DaemonError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    if !path.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // It holds token digests and maybe the admin token.
+            builder.mode(0o700);
+        }
+        builder.create(path).map_err(error)?;
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Opens the data directory, starts the engine and begins serving. Must be called inside
+    /// a tokio runtime.
+    pub async fn start(config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        create_data_dir(&config.data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(
+            &config.data_dir.join("db"),
+            SledConfig {
+                cache_capacity_bytes: config.cache_capacity_bytes,
+                ..SledConfig::default()
+            },
+        )?);
+        let sandbox = Sandbox::new(
+            SandboxConfig {
+                max_component_bytes: config.max_component_bytes,
+                artifact_dir: Some(config.data_dir.join("artifacts")),
+                ..SandboxConfig::default()
+            },
+            Arc::new(StoreKv::new(store.clone())),
+        )?;
+        let engine = Engine::start(
+            store,
+            sandbox,
+            EngineConfig {
+                workers: config.workers,
+                max_unfinished_jobs: config.max_unfinished_jobs,
+                limits: queue::Limits {
+                    per_workflow: config.concurrency.per_workflow.clone(),
+                    per_plugin: config.concurrency.per_plugin.clone(),
+                    per_queue: config.concurrency.per_queue.clone(),
+                },
+            },
+        )
+        .await?;
+
+        let (secret, source) = bootstrap(&config.data_dir, config.admin_token.clone())?;
+        match source {
+            BootstrapToken::Environment => {
+                tracing::info!("the admin token is the one in {ADMIN_TOKEN_ENV}");
+            }
+            BootstrapToken::File(path) => {
+                tracing::info!(path = %path.display(), "the admin token is in this file");
+            }
+            BootstrapToken::Generated(path) => {
+                tracing::warn!(path = %path.display(), "generated an admin token and wrote it to this file (mode 0600)");
+            }
+        }
+        let tokens = Tokens::open(&config.data_dir, &secret)?;
+        if config.auto_approve {
+            tracing::warn!(
+                "auto_approve is on: uploaded plugins run with every capability they request"
+            );
+        }
+        let state = AppState::new(
+            engine,
+            tokens,
+            ApiConfig {
+                max_component_bytes: config.max_component_bytes,
+                max_request_body_bytes: config.max_request_body_bytes,
+                auto_approve: config.auto_approve,
+                ..ApiConfig::default()
+            },
+        )?;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| DaemonError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(DaemonError::Server)?;
+        let app = router(state.clone());
+        let stopping = state.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopping.shutting_down().await })
+                .await
+        });
+        tracing::info!(address = %local_addr, "listening on {local_addr}");
+        Ok(Daemon {
+            state,
+            local_addr,
+            server,
+            drain_grace: Duration::from_millis(config.drain_grace_ms),
+        })
+    }
+
+    /// The address the daemon listens on (with the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains.
+    pub async fn run_until_signal(self) -> Result<Drained, DaemonError> {
+        wait_for_signal().await;
+        tracing::info!("stopping: draining running attempts");
+        self.shutdown().await
+    }
+
+    /// Stops serving and drains; see the module documentation.
+    pub async fn shutdown(self) -> Result<Drained, DaemonError> {
+        self.state.begin_shutdown();
+        match self.server.await {
+            Ok(result) => result.map_err(DaemonError::Server)?,
+            Err(e) => tracing::error!(error = %e, "the server task failed"),
+        }
+        self.state.engine().stop_dispatching();
+        let metrics = self.state.metrics();
+        let idle = metrics.wait_until_idle(self.drain_grace).await;
+        let interrupted_attempts = if idle { 0 } else { metrics.attempts_running() };
+        self.state.engine().store().durable().wait().await?;
+        if interrupted_attempts > 0 {
+            tracing::warn!(
+                attempts = interrupted_attempts,
+                "grace period over: attempts still running are interrupted and run again on the next start"
+            );
+        }
+        tracing::info!("stopped");
+        Ok(Drained {
+            interrupted_attempts,
+        })
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch for SIGTERM; stopping on Ctrl-C only");
+                _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;
