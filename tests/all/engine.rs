@@ -323,3 +323,98 @@ async fn invalid_definitions_report_every_problem() {
     assert!(text.contains("nope"), "{text}");
     assert!(text.contains("cycle"), "{text}");
 }
+
+#[tokio::test]
+async fn disabling_a_plugin_stops_its_running_step_until_it_is_approved_again() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "spinning", "version": 1,
+            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 1000,
+                       "retry": {"max_attempts": 2, "initial_interval_ms": 10, "multiplier": 1.0, "max_interval_ms": 10},
+                       "input": {}}]
+        }),
+    )
+    .await;
+    let id = engine
+        .start_job(StartJob {
+            workflow: "spinning".parse().unwrap(),
+            version: None,
+            input: json!({}),
+            priority: 0,
+            queue: "default".into(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    let spin_step: weft_domain::StepId = "spin".parse().unwrap();
+    let running = |engine: &Engine| {
+        let job = engine.job(id).unwrap().unwrap();
+        job.step(&spin_step).unwrap().state() == StepState::Running
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !running(&engine) {
+        assert!(std::time::Instant::now() < deadline, "step never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let digest = engine.job(id).unwrap().unwrap().plugins()[&spin_step]
+        .digest
+        .clone();
+    engine.disable_plugin(&digest).await.unwrap();
+
+    // The attempt ends as interrupted, and no new attempt starts while the plugin is disabled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = engine.job(id).unwrap().unwrap();
+        let attempts = job
+            .step(&spin_step)
+            .unwrap()
+            .task(None)
+            .unwrap()
+            .attempts()
+            .to_vec();
+        if attempts.first().is_some_and(|a| a.outcome.is_some()) {
+            assert_eq!(
+                attempts[0].outcome,
+                Some(weft_domain::AttemptOutcome::Interrupted)
+            );
+            assert_eq!(attempts.len(), 1, "a new attempt started while disabled");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "attempt not stopped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let job = engine.job(id).unwrap().unwrap();
+    assert_eq!(
+        job.step(&spin_step)
+            .unwrap()
+            .task(None)
+            .unwrap()
+            .attempts()
+            .len(),
+        1
+    );
+
+    engine
+        .approve_plugin(&digest, PluginGrants::default())
+        .await
+        .unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(60), engine.wait_finished(id))
+        .await
+        .unwrap()
+        .unwrap();
+    let attempts = job
+        .step(&spin_step)
+        .unwrap()
+        .task(None)
+        .unwrap()
+        .attempts()
+        .to_vec();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        attempts[1].outcome,
+        Some(weft_domain::AttemptOutcome::DeadlineExceeded)
+    );
+}

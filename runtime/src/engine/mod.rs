@@ -116,6 +116,13 @@ pub enum JobError {
     Store(#[from] StoreError),
 }
 
+/// An attempt in the sandbox.
+#[derive(Debug)]
+struct Running {
+    handle: AbortHandle,
+    digest: PluginDigest,
+}
+
 /// A job the engine is running, with what it needs to move it on.
 #[derive(Debug)]
 struct Active {
@@ -140,7 +147,9 @@ struct Inner {
     queue: ReadyQueue,
     timers: Mutex<BTreeSet<(Timestamp, JobId, TaskKey)>>,
     timers_changed: Notify,
-    running: Mutex<HashMap<(JobId, TaskKey), AbortHandle>>,
+    running: Mutex<HashMap<(JobId, TaskKey), Running>>,
+    /// Attempts stopped because their plugin was disabled: they end as `interrupted`.
+    interrupted: Mutex<std::collections::HashSet<(JobId, TaskKey)>>,
     events: broadcast::Sender<Event>,
     ids: Mutex<JobIdGenerator>,
     workers: Arc<Semaphore>,
@@ -174,6 +183,7 @@ impl Engine {
                 timers: Mutex::default(),
                 timers_changed: Notify::new(),
                 running: Mutex::default(),
+                interrupted: Mutex::default(),
                 events,
                 ids: Mutex::new(JobIdGenerator::new()),
             }),
@@ -238,8 +248,17 @@ impl Engine {
     }
 
     /// Disables a plugin: tasks of it wait until it is approved again.
+    /// Disables a plugin: its running attempts are stopped and end as `interrupted` (retried
+    /// as the step's policy allows), and its tasks wait until it is approved again.
     pub async fn disable_plugin(&self, digest: &PluginDigest) -> Result<PluginRecord, PluginError> {
-        self.inner.catalogue.disable(digest).await
+        let record = self.inner.catalogue.disable(digest).await?;
+        let running = lock(&self.inner.running);
+        let mut interrupted = lock(&self.inner.interrupted);
+        for (key, attempt) in running.iter().filter(|(_, r)| &r.digest == digest) {
+            interrupted.insert(key.clone());
+            attempt.handle.abort();
+        }
+        Ok(record)
     }
 
     /// Validates a workflow definition against the approved plugins and records it.
@@ -404,8 +423,8 @@ impl Engine {
         let job = guard.job.clone();
         drop(guard);
         for task in &effects.abort {
-            if let Some(handle) = lock(&self.inner.running).remove(&(id, task.clone())) {
-                handle.abort();
+            if let Some(running) = lock(&self.inner.running).remove(&(id, task.clone())) {
+                running.handle.abort();
             }
         }
         self.after_commit(id, &effects, ready).await;

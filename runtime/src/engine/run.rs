@@ -13,7 +13,7 @@ use weft_store::StoreError;
 
 use super::catalogue::Runnable;
 use super::queue::Entry;
-use super::{Active, Engine, clock, lock};
+use super::{Active, Engine, Running, clock, lock};
 
 /// How long a task whose plugin is not approved (or is disabled) waits before it is looked
 /// at again. It occupies no worker meanwhile.
@@ -132,7 +132,13 @@ impl Engine {
             span,
         ));
         let key = (entry.job, task.clone());
-        lock(&self.inner.running).insert(key.clone(), attempt.abort_handle());
+        lock(&self.inner.running).insert(
+            key.clone(),
+            Running {
+                handle: attempt.abort_handle(),
+                digest: start.plugin.digest.clone(),
+            },
+        );
         let joined = attempt.await;
         lock(&self.inner.running).remove(&key);
         Some(match joined {
@@ -143,6 +149,10 @@ impl Engine {
             Ok(Err(e)) => AttemptReport::new(AttemptOutcome::Trap {
                 message: format!("host fault: {e}"),
             }),
+            // Stopped because its plugin was disabled: the attempt ends as interrupted.
+            Err(e) if e.is_cancelled() && lock(&self.inner.interrupted).remove(&key) => {
+                AttemptReport::new(AttemptOutcome::Interrupted)
+            }
             // Aborted: the job was cancelled or failed, and the machine already closed it.
             Err(e) if e.is_cancelled() => return None,
             Err(e) => AttemptReport::new(AttemptOutcome::Trap {
@@ -202,8 +212,8 @@ impl Engine {
         let ready = effects.ready.clone();
         drop(guard);
         for aborted in &effects.abort {
-            if let Some(handle) = lock(&self.inner.running).remove(&(entry.job, aborted.clone())) {
-                handle.abort();
+            if let Some(running) = lock(&self.inner.running).remove(&(entry.job, aborted.clone())) {
+                running.handle.abort();
             }
         }
         self.after_commit(entry.job, &effects, ready).await;

@@ -1,0 +1,254 @@
+//! `cargo xtask bench api`: job starts per second over HTTP on loopback with many concurrent
+//! clients, the p50/p99 latency of `POST /api/v1/workflows/{name}/jobs`, and the time from a
+//! start to the first event on its SSE stream; against a bare axum handler returning the same
+//! JSON, measured in the same run with the same clients.
+//!
+//! The daemon is the real one (sled store, sandbox, engine, auth), in this process on a
+//! loopback port. Prints a table and writes `api.json` into `WEFT_BENCH_OUT`.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weft::daemon::{Daemon, DaemonConfig, RawConfig};
+
+const CLIENTS: usize = 32;
+const WINDOW: Duration = Duration::from_secs(4);
+const SSE_SAMPLES: usize = 50;
+const TOKEN: &str = "weft-bench-admin-token-0123456789";
+
+fn echo_component() -> Vec<u8> {
+    let dir = std::env::var_os("WEFT_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    std::fs::read(dir.join("echo.wasm")).expect("run `cargo xtask bench api`")
+}
+
+/// Requests per second and sorted latencies of `CLIENTS` clients posting to `url`.
+async fn load(url: String, body: serde_json::Value) -> (f64, Vec<Duration>) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while started.elapsed() < WINDOW {
+                    let t = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(TOKEN)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+                    response.bytes().await.unwrap();
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+/// A bare axum server answering every POST with the same JSON a job start returns.
+async fn bare_server() -> String {
+    let app = axum::Router::new().route(
+        "/jobs",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::CREATED,
+                axum::Json(json!({"id": "01JBENCH00000000000000000", "workflow": "one", "version": 1, "status": "running"})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/jobs")
+}
+
+/// Median time from a job start to the first event on its SSE stream.
+async fn first_event(base: &str) -> f64 {
+    let client = reqwest::Client::new();
+    let mut samples = Vec::new();
+    for _ in 0..SSE_SAMPLES {
+        let t = Instant::now();
+        let started: serde_json::Value = client
+            .post(format!("{base}/api/v1/workflows/one/jobs"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"input": {"n": 1}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = started["id"].as_str().unwrap();
+        let mut stream = client
+            .get(format!("{base}/api/v1/jobs/{id}/events"))
+            .bearer_auth(TOKEN)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("data:") {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    pct(&samples, 0.5)
+}
+
+async fn measure() -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DaemonConfig::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0",
+        RawConfig::default(),
+        Some(TOKEN.into()),
+    )
+    .unwrap();
+    let daemon = Daemon::start(config).await.unwrap();
+    let base = format!("http://{}", daemon.local_addr());
+    let client = reqwest::Client::new();
+    let pushed: serde_json::Value = client
+        .post(format!("{base}/api/v1/plugins"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(echo_component())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (name, version) = (
+        pushed["name"].as_str().unwrap(),
+        pushed["version"].as_str().unwrap(),
+    );
+    let approved = client
+        .post(format!("{base}/api/v1/plugins/{name}/{version}/approve"))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        approved.status().is_success(),
+        "{:?}",
+        approved.text().await
+    );
+    let applied = client
+        .post(format!("{base}/api/v1/workflows"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "one", "version": 1, "steps": [{"id": "a", "plugin": "echo@0", "input": "${workflow.input}"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(applied.status().is_success(), "{:?}", applied.text().await);
+
+    let (bare_rate, bare) = load(bare_server().await, json!({"input": {"n": 1}})).await;
+    let (rate, api) = load(
+        format!("{base}/api/v1/workflows/one/jobs"),
+        json!({"input": {"n": 1}}),
+    )
+    .await;
+    let sse = first_event(&base).await;
+    _ = daemon.shutdown().await;
+    let row = |measure: &str, value: f64, unit: &str, baseline: Option<f64>, note: &str| {
+        json!({"measure": measure, "value": value, "unit": unit, "baseline": baseline,
+               "ratio": baseline.map(|b| value / b), "note": note})
+    };
+    vec![
+        row(
+            "job starts/s over HTTP",
+            rate,
+            "starts/s",
+            Some(bare_rate),
+            "baseline: bare axum handler, same clients",
+        ),
+        row(
+            "POST .../jobs latency p50",
+            pct(&api, 0.5),
+            "ms",
+            Some(pct(&bare, 0.5)),
+            "32 concurrent clients",
+        ),
+        row(
+            "POST .../jobs latency p99",
+            pct(&api, 0.99),
+            "ms",
+            Some(pct(&bare, 0.99)),
+            "target < 5 ms",
+        ),
+        row(
+            "start -> first SSE event (median)",
+            sse,
+            "ms",
+            None,
+            "POST, then GET events as text/event-stream",
+        ),
+    ]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(measure());
+    println!(
+        "{:<40} {:>12} {:>9} {:>12} {:>8}  note",
+        "measure", "value", "unit", "baseline", "ratio"
+    );
+    for r in &rows {
+        let baseline = r["baseline"]
+            .as_f64()
+            .map(|b| format!("{b:.2}"))
+            .unwrap_or_default();
+        let ratio = r["ratio"]
+            .as_f64()
+            .map(|x| format!("{x:.2}x"))
+            .unwrap_or_default();
+        println!(
+            "{:<40} {:>12.2} {:>9} {:>12} {:>8}  {}",
+            r["measure"].as_str().unwrap(),
+            r["value"].as_f64().unwrap(),
+            r["unit"].as_str().unwrap(),
+            baseline,
+            ratio,
+            r["note"].as_str().unwrap()
+        );
+    }
+    let dir = std::env::var_os("WEFT_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("api.json"),
+        serde_json::to_string_pretty(&rows).unwrap(),
+    )
+    .unwrap();
+    println!("\nwrote {}", dir.join("api.json").display());
+}
