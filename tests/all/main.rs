@@ -8,6 +8,7 @@ mod daemon;
 mod support;
 
 mod artifact_cache;
+mod cli;
 mod crash;
 mod engine;
 mod first_party_plugins;

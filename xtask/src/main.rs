@@ -1,8 +1,12 @@
 //! Weft's development commands, run as `cargo xtask <command>`.
 //!
-//! - `run`: builds the plugins and runs the daemon with the bundled plugins and an example.
-//! - `build-plugins`: builds the first-party plugins into `target/plugins/<name>.wasm` and the
-//!   test fixtures into `target/test-plugins/<name>.wasm`.
+//! - `run`: builds the plugins and the daemon, starts the example services and the daemon,
+//!   pushes the plugins, applies the example workflows and follows one example job
+//!   ([`run`]).
+//! - `build-plugins`: builds the first-party plugins (`plugins/<name>`, package
+//!   `weft-plugin-<name>`) and the example plugins (`examples/<name>-plugin`, package
+//!   `weft-example-<name>`) into `target/plugins/<name>.wasm`, and the test fixtures into
+//!   `target/test-plugins/<name>.wasm`.
 //! - `test`: `build-plugins`, then every test of the workspace.
 //! - `bench sandbox`: the sandbox benchmark (release build), printing a table and writing JSON.
 //!
@@ -13,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+mod mock_services;
+mod run;
 
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "plugin";
@@ -32,7 +39,7 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("run") => run_daemon(&root, &args[1..]),
         Some("bench") => bench(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <run | build-plugins | test [cargo test args] | bench [sandbox | engine]>"
+            "usage: cargo xtask <run | build-plugins | test [cargo test args] | bench [sandbox | engine | api]>"
         ),
     }
 }
@@ -112,6 +119,14 @@ fn packages_in(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Names of the example plugins: `examples/<name>-plugin` directories, sorted.
+fn example_plugins(examples: &Path) -> Result<Vec<String>> {
+    Ok(packages_in(examples)?
+        .into_iter()
+        .filter_map(|dir| dir.strip_suffix("-plugin").map(str::to_owned))
+        .collect())
+}
+
 /// Where the built plugins go.
 struct PluginDirs {
     plugins: PathBuf,
@@ -121,6 +136,7 @@ struct PluginDirs {
 fn build_plugins(root: &Path) -> Result<PluginDirs> {
     ensure_guest_target()?;
     let plugins = packages_in(&root.join("plugins"))?;
+    let examples = example_plugins(&root.join("examples"))?;
     let fixtures = packages_in(&root.join("tests/fixtures"))?;
     let mut cmd = cargo(root);
     cmd.args([
@@ -132,6 +148,9 @@ fn build_plugins(root: &Path) -> Result<PluginDirs> {
     ]);
     for name in &plugins {
         cmd.args(["-p", &format!("weft-plugin-{name}")]);
+    }
+    for name in &examples {
+        cmd.args(["-p", &format!("weft-example-{name}")]);
     }
     for name in &fixtures {
         cmd.args(["-p", &format!("weft-fixture-{name}")]);
@@ -145,10 +164,11 @@ fn build_plugins(root: &Path) -> Result<PluginDirs> {
         fixtures: root.join("target/test-plugins"),
     };
     copy_components(&built, "weft_plugin_", &plugins, &dirs.plugins)?;
+    copy_components(&built, "weft_example_", &examples, &dirs.plugins)?;
     copy_components(&built, "weft_fixture_", &fixtures, &dirs.fixtures)?;
     eprintln!(
         "xtask: {} plugins in {}, {} fixtures in {}",
-        plugins.len(),
+        plugins.len() + examples.len(),
         dirs.plugins.display(),
         fixtures.len(),
         dirs.fixtures.display()
@@ -179,12 +199,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
 
 fn run_daemon(root: &Path, extra: &[String]) -> Result<()> {
     let dirs = build_plugins(root)?;
-    let mut cmd = cargo(root);
-    cmd.args(["run", "--release", "--package", "weft", "--", "demo"])
-        .arg("--plugin-dir")
-        .arg(&dirs.plugins)
-        .args(extra);
-    sh(&mut cmd)
+    run::run(root, &dirs, extra)
 }
 
 fn bench(root: &Path, extra: &[String]) -> Result<()> {
@@ -199,14 +214,14 @@ fn bench(root: &Path, extra: &[String]) -> Result<()> {
                 .env("WEFT_BENCH_OUT", root.join("target/bench"));
             sh(&mut cmd)
         }
-        "engine" => {
+        "engine" | "api" => {
             let mut cmd = cargo(root);
-            cmd.args(["bench", "--package", "weft", "--bench", "engine"])
+            cmd.args(["bench", "--package", "weft", "--bench", which])
                 .env("WEFT_PLUGIN_DIR", &dirs.plugins)
                 .env("WEFT_FIXTURE_DIR", &dirs.fixtures)
                 .env("WEFT_BENCH_OUT", root.join("target/bench"));
             sh(&mut cmd)
         }
-        other => bail!("unknown benchmark {other:?}: expected `sandbox` or `engine`"),
+        other => bail!("unknown benchmark {other:?}: expected `sandbox`, `engine` or `api`"),
     }
 }
