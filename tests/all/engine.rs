@@ -44,16 +44,21 @@ async fn apply(engine: &Engine, definition: Value) {
         .unwrap_or_else(|e| panic!("{e}: {e:?}"));
 }
 
+/// A request to start `workflow` with `input`, at default priority and queue.
+fn start_request(workflow: &str, input: Value, idempotency_key: Option<&str>) -> StartJob {
+    StartJob {
+        workflow: workflow.parse().unwrap(),
+        version: None,
+        input,
+        priority: 0,
+        queue: "default".into(),
+        idempotency_key: idempotency_key.map(String::from),
+    }
+}
+
 async fn run_job(engine: &Engine, workflow: &str, input: Value) -> Job {
     let id = engine
-        .start_job(StartJob {
-            workflow: workflow.parse().unwrap(),
-            version: None,
-            input,
-            priority: 0,
-            queue: "default".into(),
-            idempotency_key: None,
-        })
+        .start_job(start_request(workflow, input, None))
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(60), engine.wait_finished(id))
@@ -212,14 +217,7 @@ async fn cancelling_a_job_stops_its_running_step() {
     )
     .await;
     let id = engine
-        .start_job(StartJob {
-            workflow: "stuck".parse().unwrap(),
-            version: None,
-            input: json!({}),
-            priority: 0,
-            queue: "default".into(),
-            idempotency_key: None,
-        })
+        .start_job(start_request("stuck", json!({}), None))
         .await
         .unwrap();
     // Wait until the attempt is running.
@@ -268,14 +266,7 @@ async fn an_unfinished_job_resumes_on_a_new_engine() {
     )
     .await;
     let id = first
-        .start_job(StartJob {
-            workflow: "later".parse().unwrap(),
-            version: None,
-            input: json!({}),
-            priority: 0,
-            queue: "default".into(),
-            idempotency_key: Some("once".into()),
-        })
+        .start_job(start_request("later", json!({}), Some("once")))
         .await
         .unwrap();
     assert_eq!(first.job(id).unwrap().unwrap().state(), JobState::Running);
@@ -292,14 +283,7 @@ async fn an_unfinished_job_resumes_on_a_new_engine() {
 
     // The idempotency key still names the same job.
     let again = second
-        .start_job(StartJob {
-            workflow: "later".parse().unwrap(),
-            version: None,
-            input: json!({}),
-            priority: 0,
-            queue: "default".into(),
-            idempotency_key: Some("once".into()),
-        })
+        .start_job(start_request("later", json!({}), Some("once")))
         .await
         .unwrap();
     assert_eq!(again, id);
@@ -338,14 +322,7 @@ async fn disabling_a_plugin_stops_its_running_step_until_it_is_approved_again() 
     )
     .await;
     let id = engine
-        .start_job(StartJob {
-            workflow: "spinning".parse().unwrap(),
-            version: None,
-            input: json!({}),
-            priority: 0,
-            queue: "default".into(),
-            idempotency_key: None,
-        })
+        .start_job(start_request("spinning", json!({}), None))
         .await
         .unwrap();
     let spin_step: weft_domain::StepId = "spin".parse().unwrap();
