@@ -190,6 +190,12 @@ async fn throughput(
     ((jobs * steps_per_job) as f64 / elapsed.as_secs_f64(), gaps)
 }
 
+/// Records a row, and prints it at once so that a long run shows its figures as it goes.
+fn push(out: &mut Vec<Row>, row: Row) {
+    eprintln!("{}: {:.1} {}", row.name, row.value, row.unit);
+    out.push(row);
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -275,48 +281,66 @@ async fn main_phases(out: &mut Vec<Row>) {
         throughput(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10).await;
     chain_gaps.sort();
 
-    out.push(Row {
-        name: "baseline: bare sandbox echo steps/s".into(),
-        value: sandbox_rate,
-        unit: "steps/s",
-        baseline: None,
-        note: "64 concurrent loops, no engine, no store",
-    });
-    out.push(Row {
-        name: format!("baseline: raw sled group-commit writes/s ({record_bytes} B)"),
-        value: sled_rate,
-        unit: "writes/s",
-        baseline: None,
-        note: "64 writers, each waits for durability",
-    });
-    out.push(Row {
-        name: "engine: 3-step chains, durable steps/s".into(),
-        value: chain_rate,
-        unit: "steps/s",
-        baseline: Some(lower),
-        note: "ratio against the lower baseline (target >= 0.5)",
-    });
-    out.push(Row {
-        name: "engine: 10-wide fan-outs, durable steps/s".into(),
-        value: fan_rate,
-        unit: "steps/s",
-        baseline: Some(lower),
-        note: "ratio against the lower baseline",
-    });
-    out.push(Row {
-        name: "step-to-step latency p50".into(),
-        value: percentile(&chain_gaps, 0.5).as_secs_f64() * 1e3,
-        unit: "ms",
-        baseline: None,
-        note: "durable success of a step -> durable start of the next",
-    });
-    out.push(Row {
-        name: "step-to-step latency p99".into(),
-        value: percentile(&chain_gaps, 0.99).as_secs_f64() * 1e3,
-        unit: "ms",
-        baseline: None,
-        note: "target < 2 ms",
-    });
+    push(
+        out,
+        Row {
+            name: "baseline: bare sandbox echo steps/s".into(),
+            value: sandbox_rate,
+            unit: "steps/s",
+            baseline: None,
+            note: "64 concurrent loops, no engine, no store",
+        },
+    );
+    push(
+        out,
+        Row {
+            name: format!("baseline: raw sled group-commit writes/s ({record_bytes} B)"),
+            value: sled_rate,
+            unit: "writes/s",
+            baseline: None,
+            note: "64 writers, each waits for durability",
+        },
+    );
+    push(
+        out,
+        Row {
+            name: "engine: 3-step chains, durable steps/s".into(),
+            value: chain_rate,
+            unit: "steps/s",
+            baseline: Some(lower),
+            note: "ratio against the lower baseline (target >= 0.5)",
+        },
+    );
+    push(
+        out,
+        Row {
+            name: "engine: 10-wide fan-outs, durable steps/s".into(),
+            value: fan_rate,
+            unit: "steps/s",
+            baseline: Some(lower),
+            note: "ratio against the lower baseline",
+        },
+    );
+    push(
+        out,
+        Row {
+            name: "step-to-step latency p50".into(),
+            value: percentile(&chain_gaps, 0.5).as_secs_f64() * 1e3,
+            unit: "ms",
+            baseline: None,
+            note: "durable success of a step -> durable start of the next",
+        },
+    );
+    push(
+        out,
+        Row {
+            name: "step-to-step latency p99".into(),
+            value: percentile(&chain_gaps, 0.99).as_secs_f64() * 1e3,
+            unit: "ms",
+            baseline: None,
+            note: "target < 2 ms",
+        },
+    );
 }
 
 /// Creates `RECOVERY_JOBS` in-flight jobs, closes everything, and times a restart.
@@ -356,13 +380,16 @@ fn recovery_phase(out: &mut Vec<Row>) {
         assert_eq!(engine.queue_depth(), RECOVERY_JOBS, "every job resumed");
         elapsed
     });
-    out.push(Row {
-        name: format!("recovery: {RECOVERY_JOBS} in-flight jobs resumed"),
-        value: elapsed.as_secs_f64() * 1e3,
-        unit: "ms",
-        baseline: None,
-        note: "open store + resume every job; target < 1000 ms",
-    });
+    push(
+        out,
+        Row {
+            name: format!("recovery: {RECOVERY_JOBS} in-flight jobs resumed"),
+            value: elapsed.as_secs_f64() * 1e3,
+            unit: "ms",
+            baseline: None,
+            note: "open store + resume every job; target < 1000 ms",
+        },
+    );
 }
 
 fn resident_bytes() -> u64 {
@@ -419,13 +446,16 @@ fn memory_phase(out: &mut Vec<Row>) {
         });
     let mut numbers = line.split(' ').map(|n| n.parse::<f64>().unwrap());
     let (after, before) = (numbers.next().unwrap(), numbers.next().unwrap());
-    out.push(Row {
-        name: format!("memory: resident with {TIMER_JOBS} jobs on retry timers"),
-        value: after / 1048576.0,
-        unit: "MiB",
-        baseline: Some(before / 1048576.0),
-        note: "baseline: the same process before the jobs; target < 200 MiB",
-    });
+    push(
+        out,
+        Row {
+            name: format!("memory: resident with {TIMER_JOBS} jobs on retry timers"),
+            value: after / 1048576.0,
+            unit: "MiB",
+            baseline: Some(before / 1048576.0),
+            note: "baseline: the same process before the jobs; target < 200 MiB",
+        },
+    );
 }
 
 fn main() {
