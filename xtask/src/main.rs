@@ -189,11 +189,16 @@ fn copy_components(built: &Path, prefix: &str, names: &[String], to: &Path) -> R
 
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     let dirs = build_plugins(root)?;
+    // The end-to-end tests run the real binary; `cargo test` alone does not build it where
+    // they can find it.
+    sh(cargo(root).args(["build", "--package", "weft", "--bin", "weft"]))?;
+    let weft_bin = cargo_target_dir(root)?.join("debug").join("weft");
     let mut cmd = cargo(root);
     cmd.args(["test", "--workspace"])
         .args(extra)
         .env("WEFT_PLUGIN_DIR", &dirs.plugins)
-        .env("WEFT_FIXTURE_DIR", &dirs.fixtures);
+        .env("WEFT_FIXTURE_DIR", &dirs.fixtures)
+        .env("WEFT_BIN", &weft_bin);
     sh(&mut cmd)
 }
 
