@@ -1,98 +1,160 @@
-//! Jobs in sled: creating and committing them atomically with their events and indexes, and
-//! reading them back.
+//! Jobs in sled: creating and committing them, with their events and indexes, and reading them
+//! back.
 //!
-//! Besides the job records, a commit maintains three indexes in the same transaction: the
-//! `unfinished` tree (job id -> current state, for every job not finished; the scheduler
-//! resumes from it), the state index (state and job id) and the workflow index (workflow and
-//! job id, written once). The old state of a job is read from `unfinished`, which saves
-//! decoding the old job record. A finished job never changes state again (the domain's state
-//! machine guarantees it, and a commit that tries is refused), so a job missing from
-//! `unfinished` keeps its entry in the state index.
+//! Every record about jobs lives in one tree, the kinds told apart by the tag that starts each
+//! key ([`keys::tag`]). The heart of it is the *commit record*: one per commit of a job, keyed
+//! by the job and the sequence number of the commit's last event, holding that commit's events
+//! and the job as it stands after it. A commit is therefore a single sled insert, which sled
+//! makes atomic by itself; sled's batches and transactions would serialize every writer on a
+//! global lock and write the log once per commit, which costs an order of magnitude more. The
+//! job as of an older commit is dropped once a newer commit is in (only its events stay), so
+//! the latest commit record is the job.
+//!
+//! The indexes (metadata, unfinished jobs, jobs by state, by workflow, idempotency keys) are
+//! plain inserts around the commit record, in an order that keeps them safe to trust after a
+//! crash between any two writes: an entry that says a job exists or is in a state is written
+//! before the commit record that makes it so, and an entry that stops being true is removed
+//! after. So an index may point at a job that was never created or has moved on, and readers
+//! check the job itself; it never misses a job that exists.
+//!
+//! The checks a write makes before it (the job's previous state, the events already stored)
+//! read the tree without a lock. That is sound because the writes of one job never race: the
+//! engine commits a job only under that job's lock, and creations are serialized by
+//! [`SledStore`]'s creation lock.
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::{IVec, Transactional, Tree};
+use sled::IVec;
 use weft_domain::{Event, Job, JobId, JobState};
 
 use super::codec::{decode, decode_versioned, encode};
-use super::{SledStore, keys, transaction_result};
+use super::keys::{self, tag};
+use super::{SledStore, lock};
 use crate::error::StoreError;
 use crate::format::check_written;
 use crate::job::{
     CreateJob, JobMeta, JobPage, JobQuery, check_events, duplicate_job, reopened_job,
 };
 
-/// An event ready to append: its key, its JSON, and the event to compare with a stored one.
-struct EncodedEvent<'a> {
-    key: [u8; keys::JOB_ID_LEN + 8],
-    bytes: Vec<u8>,
-    event: &'a Event,
+/// Length of the header of a commit record: the length of its events' JSON, little-endian.
+const HEADER_LEN: usize = 4;
+
+fn describe_commit(id: JobId, last: u64) -> String {
+    format!("commit {last} of job {id}")
 }
 
-fn encode_events(events: &[Event]) -> Result<Vec<EncodedEvent<'_>>, StoreError> {
-    events
-        .iter()
-        .map(|event| {
-            Ok(EncodedEvent {
-                key: keys::event(event.job_id, event.sequence),
-                bytes: encode(event, || describe_event(event.job_id, event.sequence))?,
-                event,
-            })
-        })
-        .collect()
-}
-
-fn describe_event(id: JobId, sequence: u64) -> String {
-    format!("event {sequence} of job {id}")
-}
-
-fn abort(error: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(error)
-}
-
-/// Appends events inside a transaction; an event already stored must be equal to the new one.
-fn append_events(
-    tree: &TransactionalTree,
-    events: &[EncodedEvent<'_>],
-) -> Result<(), ConflictableTransactionError<StoreError>> {
-    for encoded in events {
-        let Some(previous) = tree.insert(&encoded.key, encoded.bytes.as_slice())? else {
-            continue;
-        };
-        if previous == encoded.bytes {
-            continue;
-        }
-        let (id, sequence) = (encoded.event.job_id, encoded.event.sequence);
-        let previous: Event = decode(&previous, || describe_event(id, sequence)).map_err(abort)?;
-        if previous != *encoded.event {
-            return Err(abort(StoreError::Conflict(format!(
-                "job {id} already has another event {sequence}"
-            ))));
-        }
+/// A commit record's bytes: the header, the events as a JSON array, then the job as JSON, or
+/// nothing once a newer commit holds the job.
+pub(super) fn encode_commit(
+    events_json: &[u8],
+    job: Option<&Job>,
+    what: impl Fn() -> String,
+) -> Result<Vec<u8>, StoreError> {
+    let length = u32::try_from(events_json.len())
+        .map_err(|_| StoreError::Invalid(format!("{} has too many events", what())))?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + events_json.len() + 2048);
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes.extend_from_slice(events_json);
+    if let Some(job) = job {
+        serde_json::to_writer(&mut bytes, job)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", what())))?;
     }
-    Ok(())
+    Ok(bytes)
 }
 
-/// The JSON of a state in the `unfinished` tree.
+/// A commit record split into its events' JSON and its job's JSON (empty when dropped).
+pub(super) fn split_commit(
+    bytes: &[u8],
+    what: impl Fn() -> String,
+) -> Result<(&[u8], &[u8]), StoreError> {
+    let malformed = || StoreError::corrupt(what(), "the record is truncated");
+    let header = bytes.get(..HEADER_LEN).ok_or_else(malformed)?;
+    let length = u32::from_le_bytes(header.try_into().map_err(|_| malformed())?) as usize;
+    let rest = &bytes[HEADER_LEN..];
+    if rest.len() < length {
+        return Err(malformed());
+    }
+    Ok(rest.split_at(length))
+}
+
+/// The JSON of a state in an `unfinished` entry.
 fn encode_state(state: JobState) -> Result<Vec<u8>, StoreError> {
     encode(&state, || "job state".to_owned())
 }
 
-/// Entries of `tree` under `prefix`, newest job first, only those older than `cursor`.
-fn newest_first(
-    tree: &Tree,
-    prefix: Vec<u8>,
-    cursor: Option<JobId>,
-) -> impl Iterator<Item = sled::Result<(IVec, IVec)>> {
-    match cursor {
-        Some(cursor) => {
-            let end = [prefix.as_slice(), &cursor.to_bytes()].concat();
-            tree.range(prefix..end).rev()
-        }
-        None => tree.scan_prefix(prefix).rev(),
-    }
-}
-
 impl SledStore {
+    /// The latest commit record of a job, with its key.
+    fn latest_commit(&self, id: JobId) -> Result<Option<(IVec, IVec)>, StoreError> {
+        let commits = keys::commit(id, 0)..=keys::commit(id, u64::MAX);
+        Ok(self.trees.jobs.range(commits).next_back().transpose()?)
+    }
+
+    /// The job in a commit record.
+    fn job_in_commit(key: &[u8], bytes: &[u8], id: JobId) -> Result<Job, StoreError> {
+        let last = keys::commit_last(key)?;
+        let (_, job) = split_commit(bytes, || describe_commit(id, last))?;
+        if job.is_empty() {
+            return Err(StoreError::corrupt(
+                format!("job {id}"),
+                "its latest commit does not hold the job",
+            ));
+        }
+        decode(job, || format!("job {id}"))
+    }
+
+    /// Writes `job` with those of `events` not yet stored, as one commit record, and drops the
+    /// job from the previous commit record. Events already stored (a retried commit) must be
+    /// equal to the new ones.
+    fn write_commit(
+        &self,
+        job: &Job,
+        events: &[Event],
+        previous: Option<(IVec, IVec)>,
+    ) -> Result<(), StoreError> {
+        let id = job.id();
+        let tree = &self.trees.jobs;
+        let stored_last = match &previous {
+            Some((key, _)) => keys::commit_last(key)?,
+            None => 0,
+        };
+        let split = events.partition_point(|e| e.sequence <= stored_last);
+        let (again, new) = events.split_at(split);
+        if let Some(first) = again.first() {
+            let count = (stored_last - first.sequence + 1) as usize;
+            let stored = self.job_events(id, first.sequence - 1, count)?;
+            for event in again {
+                if stored.iter().find(|s| s.sequence == event.sequence) != Some(event) {
+                    return Err(StoreError::Conflict(format!(
+                        "job {id} already has another event {}",
+                        event.sequence
+                    )));
+                }
+            }
+        }
+        let Some(last) = new.last() else {
+            // Nothing new to record: the job replaces the one in the latest commit.
+            let what = || describe_commit(id, stored_last);
+            let (stored_events, _) = match &previous {
+                Some((_, bytes)) => split_commit(bytes, what)?,
+                None => (b"[]".as_slice(), b"".as_slice()),
+            };
+            let record = encode_commit(stored_events, Some(job), what)?;
+            tree.insert(keys::commit(id, stored_last), record)?;
+            return Ok(());
+        };
+        let what = || describe_commit(id, last.sequence);
+        let record = encode_commit(&encode(&new, what)?, Some(job), what)?;
+        tree.insert(keys::commit(id, last.sequence), record)?;
+        if let Some((key, bytes)) = previous {
+            let (stored_events, held_job) =
+                split_commit(&bytes, || describe_commit(id, stored_last))?;
+            if !held_job.is_empty() {
+                let events_only =
+                    encode_commit(stored_events, None, || describe_commit(id, stored_last))?;
+                tree.insert(key, events_only)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn create_job_records(
         &self,
         job: &Job,
@@ -102,151 +164,132 @@ impl SledStore {
         check_written("job metadata", meta.format_version)?;
         check_events(job, events)?;
         let id = job.id();
-        let id_bytes = id.to_bytes();
-        let job_bytes = encode(job, || format!("job {id}"))?;
         let meta_bytes = encode(meta, || format!("metadata of job {id}"))?;
         let state_bytes = encode_state(job.state())?;
-        let events = encode_events(events)?;
         let idempotency = meta
             .idempotency_key
             .as_ref()
             .map(|key| keys::idempotency(job.workflow(), key));
-        let t = &self.trees;
-        let trees = (
-            &t.jobs,
-            &t.job_meta,
-            &t.events,
-            &t.unfinished,
-            &t.jobs_by_workflow,
-            &t.jobs_by_state,
-            &t.idempotency,
-        );
-        let result = trees.transaction(
-            |(jobs, job_meta, event_tree, unfinished, by_workflow, by_state, idempotent)| {
-                if let Some(key) = &idempotency {
-                    if let Some(existing) = idempotent.get(key)? {
-                        let existing = keys::job_id(&existing).map_err(abort)?;
-                        return Ok(CreateJob::Existing(existing));
-                    }
-                    idempotent.insert(key.as_slice(), &id_bytes)?;
-                }
-                if jobs.insert(&id_bytes, job_bytes.as_slice())?.is_some() {
-                    return Err(abort(duplicate_job(id)));
-                }
-                job_meta.insert(&id_bytes, meta_bytes.as_slice())?;
-                append_events(event_tree, &events)?;
-                if !job.state().is_terminal() {
-                    unfinished.insert(&id_bytes, state_bytes.as_slice())?;
-                }
-                by_workflow.insert(keys::workflow_job(job.workflow(), id), &[])?;
-                by_state.insert(keys::state_job(job.state(), id), &[])?;
-                Ok(CreateJob::Created)
-            },
-        );
-        transaction_result(result)
+        let tree = &self.trees.jobs;
+        let _creating = lock(&self.creating);
+        if let Some(key) = &idempotency
+            && let Some(existing) = tree.get(key)?
+        {
+            let existing = keys::job_id(&existing)?;
+            // An entry whose job is missing was left by a creation a crash interrupted.
+            if self.latest_commit(existing)?.is_some() {
+                return Ok(CreateJob::Existing(existing));
+            }
+        }
+        if self.latest_commit(id)?.is_some() {
+            return Err(duplicate_job(id));
+        }
+        tree.insert(keys::tagged_job(tag::META, id), meta_bytes)?;
+        tree.insert(keys::tagged_job(tag::ALL, id), &[])?;
+        tree.insert(keys::workflow_job(job.workflow(), id), &[])?;
+        tree.insert(keys::state_job(job.state(), id), &[])?;
+        if !job.state().is_terminal() {
+            tree.insert(keys::tagged_job(tag::UNFINISHED, id), state_bytes)?;
+        }
+        if let Some(key) = &idempotency {
+            tree.insert(key.as_slice(), &id.to_bytes())?;
+        }
+        self.write_commit(job, events, None)?;
+        Ok(CreateJob::Created)
     }
 
     pub(super) fn commit_job_records(&self, job: &Job, events: &[Event]) -> Result<(), StoreError> {
         check_events(job, events)?;
         let id = job.id();
-        let id_bytes = id.to_bytes();
-        let job_bytes = encode(job, || format!("job {id}"))?;
         let state = job.state();
-        let state_bytes = encode_state(state)?;
-        let events = encode_events(events)?;
-        let t = &self.trees;
-        let trees = (&t.jobs, &t.events, &t.unfinished, &t.jobs_by_state);
-        let result = trees.transaction(|(jobs, event_tree, unfinished, by_state)| {
-            let previous_state = match unfinished.get(id_bytes)? {
-                Some(bytes) => Some(
-                    decode::<JobState>(&bytes, || format!("unfinished entry of job {id}"))
-                        .map_err(abort)?,
-                ),
-                None if jobs.get(id_bytes)?.is_none() => return Err(abort(StoreError::NotFound)),
-                None if !state.is_terminal() => return Err(abort(reopened_job(job))),
-                None => None,
-            };
-            jobs.insert(&id_bytes, job_bytes.as_slice())?;
-            append_events(event_tree, &events)?;
-            if let Some(previous) = previous_state.filter(|previous| *previous != state) {
-                by_state.remove(keys::state_job(previous, id))?;
-                by_state.insert(keys::state_job(state, id), &[])?;
-            }
-            if state.is_terminal() {
-                unfinished.remove(&id_bytes)?;
-            } else if previous_state != Some(state) {
-                unfinished.insert(&id_bytes, state_bytes.as_slice())?;
-            }
-            Ok(())
-        });
-        transaction_result(result)
+        let tree = &self.trees.jobs;
+        let unfinished_key = keys::tagged_job(tag::UNFINISHED, id);
+        let previous = self.latest_commit(id)?;
+        let previous_state = match tree.get(unfinished_key)? {
+            Some(bytes) => Some(decode::<JobState>(&bytes, || {
+                format!("unfinished entry of job {id}")
+            })?),
+            None if previous.is_none() => return Err(StoreError::NotFound),
+            None if !state.is_terminal() => return Err(reopened_job(job)),
+            None => None,
+        };
+        if previous.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let moved_from = previous_state.filter(|previous| *previous != state);
+        if moved_from.is_some() {
+            tree.insert(keys::state_job(state, id), &[])?;
+        }
+        self.write_commit(job, events, previous)?;
+        if state.is_terminal() {
+            tree.remove(unfinished_key)?;
+        } else if moved_from.is_some() {
+            tree.insert(unfinished_key, encode_state(state)?)?;
+        }
+        if let Some(previous) = moved_from {
+            tree.remove(keys::state_job(previous, id))?;
+        }
+        Ok(())
     }
 
     pub(super) fn job_record(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.trees
-            .jobs
-            .get(id.to_bytes())?
-            .map(|bytes| decode(&bytes, || format!("job {id}")))
+        self.latest_commit(id)?
+            .map(|(key, bytes)| Self::job_in_commit(&key, &bytes, id))
             .transpose()
     }
 
     pub(super) fn job_meta_record(&self, id: JobId) -> Result<Option<JobMeta>, StoreError> {
         self.trees
-            .job_meta
-            .get(id.to_bytes())?
+            .jobs
+            .get(keys::tagged_job(tag::META, id))?
             .map(|bytes| decode_versioned(&bytes, || format!("metadata of job {id}")))
             .transpose()
     }
 
-    /// A job an index points to; it must exist, since indexes are written with their jobs.
-    fn indexed_job(&self, key: &[u8]) -> Result<Job, StoreError> {
-        let id = keys::trailing_job_id(key)?;
-        self.job_record(id)?.ok_or_else(|| {
-            StoreError::corrupt(format!("index entry of job {id}"), "the job does not exist")
-        })
+    /// The job an index entry points to, unless a crash left the entry without its job.
+    fn indexed_job(&self, key: &[u8]) -> Result<Option<Job>, StoreError> {
+        self.job_record(keys::trailing_job_id(key)?)
     }
 
     pub(super) fn job_page(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
-        let t = &self.trees;
-        let candidates: Box<dyn Iterator<Item = Result<Job, StoreError>>> =
-            match (query.state, &query.workflow) {
-                (Some(state), _) => Box::new(
-                    newest_first(&t.jobs_by_state, keys::state_prefix(state), query.cursor)
-                        .map(|entry| self.indexed_job(&entry?.0)),
-                ),
-                (None, Some(workflow)) => Box::new(
-                    newest_first(
-                        &t.jobs_by_workflow,
-                        keys::name_prefix(workflow.as_str()),
-                        query.cursor,
-                    )
-                    .map(|entry| self.indexed_job(&entry?.0)),
-                ),
-                (None, None) => Box::new(newest_first(&t.jobs, Vec::new(), query.cursor).map(
-                    |entry| {
-                        let (key, bytes) = entry?;
-                        decode(&bytes, || format!("job {:?}", keys::job_id(&key)))
-                    },
-                )),
-            };
+        let prefix = match (query.state, &query.workflow) {
+            (Some(state), _) => keys::state_prefix(state),
+            (None, Some(workflow)) => keys::tagged_name(tag::BY_WORKFLOW, workflow.as_str()),
+            (None, None) => vec![tag::ALL],
+        };
+        let tree = &self.trees.jobs;
+        let entries = match query.cursor {
+            Some(cursor) => {
+                let end = [prefix.as_slice(), &cursor.to_bytes()].concat();
+                tree.range(prefix..end).rev()
+            }
+            None => tree.scan_prefix(prefix).rev(),
+        };
+        let candidates = entries.filter_map(|entry| {
+            entry
+                .map_err(StoreError::from)
+                .and_then(|(key, _)| self.indexed_job(&key))
+                .transpose()
+        });
         let matching = candidates.filter(|job| job.as_ref().map_or(true, |job| query.matches(job)));
         JobPage::collect(matching, query.limit)
     }
 
     pub(super) fn unfinished_job_records(&self) -> Result<Vec<(Job, JobMeta)>, StoreError> {
-        self.trees
-            .unfinished
-            .iter()
-            .keys()
-            .map(|key| {
-                let key = key?;
-                let job = self.indexed_job(&key)?;
-                let meta = self.job_meta_record(job.id())?.ok_or_else(|| {
-                    StoreError::corrupt(format!("job {}", job.id()), "metadata is missing")
-                })?;
-                Ok((job, meta))
-            })
-            .collect()
+        let mut unfinished = Vec::new();
+        for key in self.trees.jobs.scan_prefix([tag::UNFINISHED]).keys() {
+            let Some(job) = self.indexed_job(&key?)? else {
+                continue;
+            };
+            if job.state().is_terminal() {
+                continue;
+            }
+            let meta = self.job_meta_record(job.id())?.ok_or_else(|| {
+                StoreError::corrupt(format!("job {}", job.id()), "metadata is missing")
+            })?;
+            unfinished.push((job, meta));
+        }
+        Ok(unfinished)
     }
 
     pub(super) fn job_events(
@@ -258,14 +301,21 @@ impl SledStore {
         let Some(first) = after_sequence.checked_add(1) else {
             return Ok(Vec::new());
         };
-        self.trees
-            .events
-            .range(keys::event(id, first)..=keys::event(id, u64::MAX))
-            .take(limit)
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                decode(&bytes, || format!("event {key:?}"))
-            })
-            .collect()
+        // The first commit whose last event is at or after `first` holds `first`.
+        let commits = keys::commit(id, first)..=keys::commit(id, u64::MAX);
+        let mut events = Vec::new();
+        for entry in self.trees.jobs.range(commits) {
+            let (key, bytes) = entry?;
+            let last = keys::commit_last(&key)?;
+            let what = || describe_commit(id, last);
+            let (events_json, _) = split_commit(&bytes, what)?;
+            let commit: Vec<Event> = decode(events_json, || format!("events of {}", what()))?;
+            events.extend(commit.into_iter().filter(|e| e.sequence >= first));
+            if events.len() >= limit {
+                events.truncate(limit);
+                break;
+            }
+        }
+        Ok(events)
     }
 }

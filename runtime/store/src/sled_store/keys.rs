@@ -57,35 +57,87 @@ pub(super) fn parse_definition(key: &[u8]) -> Result<(WorkflowName, u32), StoreE
     Ok((name, u32::from_be_bytes(version)))
 }
 
-/// Key of one event: the job's id, then the sequence number.
-pub(super) fn event(id: JobId, sequence: u64) -> [u8; JOB_ID_LEN + 8] {
-    let mut key = [0; JOB_ID_LEN + 8];
-    key[..JOB_ID_LEN].copy_from_slice(&id.to_bytes());
-    key[JOB_ID_LEN..].copy_from_slice(&sequence.to_be_bytes());
+/// Tags of the kinds of record in the job tree: every key there starts with one, so that each
+/// kind sorts apart from the others.
+pub(super) mod tag {
+    /// `c ++ job id ++ last event sequence` -> one commit of the job: its events, and the job
+    /// as of that commit (kept in the latest commit only).
+    pub const COMMIT: u8 = b'c';
+    /// `a ++ job id` -> nothing: every job, in creation order.
+    pub const ALL: u8 = b'a';
+    /// `m ++ job id` -> the job's metadata.
+    pub const META: u8 = b'm';
+    /// `u ++ job id` -> the state of a job that is not finished.
+    pub const UNFINISHED: u8 = b'u';
+    /// `s ++ state ++ 0x00 ++ job id` -> nothing.
+    pub const BY_STATE: u8 = b's';
+    /// `w ++ workflow ++ 0x00 ++ job id` -> nothing.
+    pub const BY_WORKFLOW: u8 = b'w';
+    /// `i ++ workflow ++ 0x00 ++ idempotency key` -> job id (raw bytes).
+    pub const IDEMPOTENCY: u8 = b'i';
+}
+
+/// `tag ++ job id`.
+pub(super) fn tagged_job(tag: u8, id: JobId) -> [u8; 1 + JOB_ID_LEN] {
+    let mut key = [tag; 1 + JOB_ID_LEN];
+    key[1..].copy_from_slice(&id.to_bytes());
+    key
+}
+
+/// Key of one commit of a job: the job's id, then the sequence number of the commit's last
+/// event. Commits of a job sort by sequence.
+pub(super) fn commit(id: JobId, last_sequence: u64) -> [u8; 1 + JOB_ID_LEN + 8] {
+    let mut key = [tag::COMMIT; 1 + JOB_ID_LEN + 8];
+    key[1..=JOB_ID_LEN].copy_from_slice(&id.to_bytes());
+    key[1 + JOB_ID_LEN..].copy_from_slice(&last_sequence.to_be_bytes());
+    key
+}
+
+/// The last sequence number a commit's key ends with.
+pub(super) fn commit_last(key: &[u8]) -> Result<u64, StoreError> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|start| <[u8; 8]>::try_from(&key[start..]).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::corrupt("commit key", format!("{key:?} is too short")))
+}
+
+/// `tag ++ name ++ 0x00`: the prefix of an index's keys under `name`.
+pub(super) fn tagged_name(tag: u8, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + name.len() + JOB_ID_LEN);
+    key.push(tag);
+    key.extend_from_slice(name.as_bytes());
+    key.push(NAME_END);
     key
 }
 
 /// Key of a job in the index of its workflow's jobs.
 pub(super) fn workflow_job(workflow: &WorkflowName, id: JobId) -> Vec<u8> {
-    named(workflow.as_str(), &id.to_bytes())
+    let mut key = tagged_name(tag::BY_WORKFLOW, workflow.as_str());
+    key.extend_from_slice(&id.to_bytes());
+    key
 }
 
 /// Prefix of the keys of jobs in `state` in the state index.
 pub(super) fn state_prefix(state: JobState) -> Vec<u8> {
-    name_prefix(state.as_str())
+    tagged_name(tag::BY_STATE, state.as_str())
 }
 
 /// Key of a job in the state index.
 pub(super) fn state_job(state: JobState, id: JobId) -> Vec<u8> {
-    named(state.as_str(), &id.to_bytes())
+    let mut key = state_prefix(state);
+    key.extend_from_slice(&id.to_bytes());
+    key
 }
 
 /// Key of an idempotency key of a workflow.
 pub(super) fn idempotency(workflow: &WorkflowName, key: &str) -> Vec<u8> {
-    named(workflow.as_str(), key.as_bytes())
+    let mut full = tagged_name(tag::IDEMPOTENCY, workflow.as_str());
+    full.extend_from_slice(key.as_bytes());
+    full
 }
 
-/// The job id a key ends with (job, event and index keys).
+/// The job id a key ends with (job and index keys).
 pub(super) fn trailing_job_id(key: &[u8]) -> Result<JobId, StoreError> {
     key.len()
         .checked_sub(JOB_ID_LEN)
@@ -94,11 +146,11 @@ pub(super) fn trailing_job_id(key: &[u8]) -> Result<JobId, StoreError> {
         .ok_or_else(|| StoreError::corrupt("job key", format!("{key:?} is too short")))
 }
 
-/// The job id a job key is.
-pub(super) fn job_id(key: &[u8]) -> Result<JobId, StoreError> {
-    <[u8; JOB_ID_LEN]>::try_from(key)
+/// The job id stored as an idempotency entry's value.
+pub(super) fn job_id(bytes: &[u8]) -> Result<JobId, StoreError> {
+    <[u8; JOB_ID_LEN]>::try_from(bytes)
         .map(JobId::from_bytes)
-        .map_err(|_| StoreError::corrupt("job key", format!("{key:?} is not 16 bytes")))
+        .map_err(|_| StoreError::corrupt("job id", format!("{bytes:?} is not 16 bytes")))
 }
 
 /// Prefix of every key in a key-value scope: both names, each preceded by its length.
@@ -128,6 +180,16 @@ mod tests {
         let key = definition(&name, 258);
         assert_eq!(parse_definition(&key).unwrap(), (name.clone(), 258));
         assert!(definition(&name, 9) < definition(&name, 10));
+    }
+
+    #[test]
+    fn commits_sort_by_job_then_sequence() {
+        let a = JobId::from_bytes([1; JOB_ID_LEN]);
+        let b = JobId::from_bytes([2; JOB_ID_LEN]);
+        assert!(commit(a, 9) < commit(a, 10));
+        assert!(commit(a, u64::MAX) < commit(b, 0));
+        assert_eq!(commit_last(&commit(a, 77)).unwrap(), 77);
+        assert!(commit(a, 0).starts_with(&tagged_job(tag::COMMIT, a)));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! [`SledStore`]: the [`Store`] on disk, in a sled database.
 //!
-//! One sled tree per kind of record (see [`Trees`]); values are JSON (see [`codec`]), keys are
-//! laid out in [`keys`]. Every write that touches several records is one sled transaction over
-//! the trees involved, so a crash never leaves half of it. Durability comes from the
+//! One sled tree per kind of record, and one for everything about jobs (see [`Trees`]);
+//! values are JSON (see [`codec`]), keys are laid out in [`keys`]. Every write that touches
+//! several records is atomic (a sled transaction over the trees involved, or one batch on the
+//! job tree), so a crash never leaves half of it. Durability comes from the
 //! [`group_commit`] flusher: writes are durable once a [`Durable`] requested after them
 //! resolves.
 //!
@@ -18,6 +19,7 @@ mod keys;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use sled::transaction::TransactionError;
@@ -37,7 +39,7 @@ use group_commit::GroupCommit;
 
 /// Version of the database layout: the set of trees and their key layouts. Bumped, with a
 /// migration, when either changes.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// Key of the layout version in the `meta` tree.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -85,20 +87,9 @@ struct Trees {
     plugin_versions: Tree,
     /// Workflow name and version -> stored definition.
     definitions: Tree,
-    /// Job id -> [`Job`].
+    /// Every record about jobs: the jobs, their metadata and events, and the indexes over
+    /// them, under tagged keys ([`keys::tag`]).
     jobs: Tree,
-    /// Job id -> [`JobMeta`].
-    job_meta: Tree,
-    /// Job id and sequence -> [`Event`].
-    events: Tree,
-    /// Job id -> [`weft_domain::JobState`] of every job that is not finished.
-    unfinished: Tree,
-    /// Workflow name and job id -> nothing.
-    jobs_by_workflow: Tree,
-    /// Job state and job id -> nothing.
-    jobs_by_state: Tree,
-    /// Workflow name and idempotency key -> job id (raw bytes).
-    idempotency: Tree,
     /// Scope and key -> value (raw bytes).
     kv: Tree,
 }
@@ -111,13 +102,7 @@ impl Trees {
             components: db.open_tree("components")?,
             plugin_versions: db.open_tree("plugin_versions")?,
             definitions: db.open_tree("definitions")?,
-            jobs: db.open_tree("jobs")?,
-            job_meta: db.open_tree("job_meta")?,
-            events: db.open_tree("events")?,
-            unfinished: db.open_tree("unfinished")?,
-            jobs_by_workflow: db.open_tree("jobs_by_workflow")?,
-            jobs_by_state: db.open_tree("jobs_by_state")?,
-            idempotency: db.open_tree("idempotency")?,
+            jobs: db.open_tree("job_records")?,
             kv: db.open_tree("kv")?,
         })
     }
@@ -151,6 +136,8 @@ impl Trees {
 /// [`SledStore::close`]) flushes a last time.
 pub struct SledStore {
     path: PathBuf,
+    /// Held while a job is created: the idempotency check and the write are one step.
+    creating: Mutex<()>,
     group_commit: GroupCommit,
     trees: Trees,
     db: Db,
@@ -175,6 +162,7 @@ impl SledStore {
         tracing::debug!(path = %path.display(), "opened store");
         Ok(SledStore {
             path: path.to_owned(),
+            creating: Mutex::new(()),
             group_commit,
             trees,
             db,
@@ -196,6 +184,12 @@ impl SledStore {
     pub fn size_on_disk_bytes(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// Locks a mutex that guards no data of its own, so a panic while it was held left nothing
+/// inconsistent.
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Turns the outcome of a sled transaction into the store's error.

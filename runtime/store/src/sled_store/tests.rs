@@ -63,9 +63,19 @@ fn jobs_of_an_unknown_format_are_corrupt() {
     let job = job();
     let meta = JobMeta::new(0, "default", None);
     store.create_job(&job, &meta, &[]).unwrap();
-    let key = job.id().to_bytes();
-    bump_format_version(&store.trees.jobs, &key, 2);
-    bump_format_version(&store.trees.job_meta, &key, 2);
+    let jobs = &store.trees.jobs;
+    let commit = keys::commit(job.id(), 0);
+    let stored = jobs.get(commit).unwrap().unwrap();
+    let (events, record) = jobs::split_commit(&stored, String::new).unwrap();
+    let mut record: Value = serde_json::from_slice(record).unwrap();
+    record["format_version"] = json!(2);
+    let rewritten = serde_json::from_value::<Job>(record.clone());
+    assert!(rewritten.is_err(), "this build refuses format version 2");
+    let mut bytes = (events.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(events);
+    bytes.extend_from_slice(&serde_json::to_vec(&record).unwrap());
+    jobs.insert(commit, bytes).unwrap();
+    bump_format_version(jobs, &keys::tagged_job(keys::tag::META, job.id()), 2);
 
     let unsupported = "format version 2 is not supported";
     assert_corrupt(store.job(job.id()), "job", unsupported);
@@ -124,8 +134,11 @@ fn undecodable_events_are_corrupt() {
     let id = job().id();
     store
         .trees
-        .events
-        .insert(keys::event(id, 1), b"{not json".as_slice())
+        .jobs
+        .insert(
+            keys::commit(id, 1),
+            jobs::encode_commit(b"[{not json", None, String::new).unwrap(),
+        )
         .unwrap();
     assert_corrupt(store.events(id, 0, 10), "event", "key must be a string");
 }
@@ -138,12 +151,12 @@ fn a_database_of_another_layout_is_refused() {
     store
         .trees
         .meta
-        .insert(FORMAT_VERSION_KEY, b"2".as_slice())
+        .insert(FORMAT_VERSION_KEY, b"1".as_slice())
         .unwrap();
     store.close().unwrap();
     assert_corrupt(
         SledStore::open(&path, SledConfig::default()),
         "store",
-        "format version 2 is not supported",
+        "format version 1 is not supported",
     );
 }
