@@ -10,6 +10,7 @@
 //! drain_grace_ms = 30000          # on SIGTERM, how long running attempts may take
 //! auto_approve = false            # local development only
 //! cache_capacity_bytes = 134217728
+//! group_commit_linger_us = 500    # how long a flush waits for more commits to share it
 //!
 //! [concurrency]                   # running tasks at once, by name
 //! per_workflow = { "disk-erase" = 10 }
@@ -91,6 +92,8 @@ pub struct RawConfig {
     pub auto_approve: Option<bool>,
     /// Memory the store may use to cache pages, in bytes.
     pub cache_capacity_bytes: Option<u64>,
+    /// How long a flush waits for more commits to share it, in microseconds.
+    pub group_commit_linger_us: Option<u64>,
     /// Concurrency limits.
     #[serde(default)]
     pub concurrency: RawConcurrency,
@@ -132,6 +135,8 @@ pub struct DaemonConfig {
     pub auto_approve: bool,
     /// Memory the store may use to cache pages, in bytes.
     pub cache_capacity_bytes: u64,
+    /// How long a flush waits for more commits to share it, in microseconds.
+    pub group_commit_linger_us: u64,
     /// Concurrency limits by name.
     pub concurrency: RawConcurrency,
     /// The bootstrap admin token from `WEFT_ADMIN_TOKEN`, if set.
@@ -221,6 +226,16 @@ impl DaemonConfig {
                 raw.cache_capacity_bytes.unwrap_or(128 * 1024 * 1024),
                 1024 * 1024,
                 1 << 40,
+            )?,
+            group_commit_linger_us: in_range(
+                "group_commit_linger_us",
+                raw.group_commit_linger_us.unwrap_or(
+                    weft_store::SledConfig::default()
+                        .group_commit_linger
+                        .as_micros() as u64,
+                ),
+                0,
+                100_000,
             )?,
             concurrency: raw.concurrency,
             admin_token,

@@ -109,6 +109,7 @@ impl Daemon {
             &config.data_dir.join("db"),
             SledConfig {
                 cache_capacity_bytes: config.cache_capacity_bytes,
+                group_commit_linger: Duration::from_micros(config.group_commit_linger_us),
                 ..SledConfig::default()
             },
         )?);

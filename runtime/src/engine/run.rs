@@ -75,6 +75,10 @@ impl Engine {
             }
         };
         self.inner.store.commit_job(&guard.job, &effects.events)?;
+        let workflow = guard.job.workflow().to_string();
+        // Other tasks of the job may commit on top of this one meanwhile: nothing acts on
+        // their commits before they are durable either, and durability follows commit order.
+        drop(guard);
         self.inner.store.durable().wait().await?;
         for event in effects.events {
             _ = self.inner.events.send(event);
@@ -82,7 +86,7 @@ impl Engine {
         Ok(Some(Begun {
             start,
             runnable,
-            workflow: guard.job.workflow().to_string(),
+            workflow,
         }))
     }
 
@@ -208,9 +212,10 @@ impl Engine {
             }
         }
         self.inner.store.commit_job(&guard.job, &effects.events)?;
+        // As in `begin`, the job is free for its other tasks while this commit becomes durable.
+        drop(guard);
         self.inner.store.durable().wait().await?;
         let ready = effects.ready.clone();
-        drop(guard);
         for aborted in &effects.abort {
             if let Some(running) = lock(&self.inner.running).remove(&(entry.job, aborted.clone())) {
                 running.handle.abort();

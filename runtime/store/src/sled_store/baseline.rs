@@ -21,7 +21,8 @@ pub fn raw_group_commit_baseline(
 ) -> Result<f64, StoreError> {
     let db = SledConfig::default().sled(path).open()?;
     let tree = db.open_tree("baseline")?;
-    let mut group_commit = GroupCommit::start(db.clone())?;
+    let mut group_commit =
+        GroupCommit::start(db.clone(), SledConfig::default().group_commit_linger)?;
     let record = vec![0xa5; record_bytes];
     let started = Instant::now();
     let deadline = started + duration;

@@ -6,6 +6,11 @@
 //! served together by the next one, so under load the number of flushes stays near the rate
 //! the disk can sync, not the rate of commits.
 //!
+//! Under load the flusher also lingers: once a request arrives it waits up to the linger time
+//! (or until [`FULL_BATCH`] requests are pending) before flushing, so that one flush serves
+//! the commits of many concurrent jobs instead of one or two. A lone request pays the linger
+//! time in latency; a flush costs far more than that in throughput.
+//!
 //! A generation is requested after the commit it covers returned, and the flusher reads the
 //! requested generation before it flushes, so a flush that publishes a generation always
 //! covers every commit made before that generation was requested.
@@ -13,11 +18,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::durable::{Durable, FailedFlush, FlushProgress};
 use crate::error::StoreError;
+
+/// Pending requests that end the linger early.
+const FULL_BATCH: u64 = 256;
 
 /// The flusher and what it shares with requesters; see the module documentation.
 #[derive(Debug)]
@@ -38,6 +47,11 @@ struct Shared {
 struct Requests {
     /// Highest generation handed out.
     requested: u64,
+    /// Highest generation the flusher has taken on.
+    taken: u64,
+    /// Whether the flusher waits for a first request (rather than lingering, or flushing):
+    /// only then, or when a batch is full, does a request wake it.
+    idle: bool,
     /// Set once the store closes: the flusher flushes a last time and exits.
     stopping: bool,
 }
@@ -50,13 +64,16 @@ impl Shared {
 }
 
 impl GroupCommit {
-    /// Starts the flusher thread for `db`.
-    pub fn start(db: sled::Db) -> Result<Self, StoreError> {
-        GroupCommit::with_flush(move || db.flush().map(drop).map_err(StoreError::from))
+    /// Starts the flusher thread for `db`, lingering up to `linger` to gather requests.
+    pub fn start(db: sled::Db, linger: Duration) -> Result<Self, StoreError> {
+        GroupCommit::with_flush(linger, move || {
+            db.flush().map(drop).map_err(StoreError::from)
+        })
     }
 
     /// Starts a flusher thread that makes commits durable by calling `flush`.
     fn with_flush(
+        linger: Duration,
         flush: impl FnMut() -> Result<(), StoreError> + Send + 'static,
     ) -> Result<Self, StoreError> {
         let shared = Arc::new(Shared {
@@ -69,7 +86,7 @@ impl GroupCommit {
             .name("weft-store-flusher".to_owned())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || run_flusher(flush, &shared)
+                move || run_flusher(flush, &shared, linger)
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the flusher thread: {e}")))?;
         Ok(GroupCommit {
@@ -81,12 +98,15 @@ impl GroupCommit {
     /// A [`Durable`] that resolves once everything committed before this call is flushed.
     pub fn request(&self) -> Durable {
         let progress = self.shared.progress.subscribe();
-        let generation = {
+        let (generation, wake) = {
             let mut requests = self.shared.requests();
             requests.requested += 1;
-            requests.requested
+            let full = requests.requested - requests.taken == FULL_BATCH;
+            (requests.requested, requests.idle || full)
         };
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         Durable::after(generation, progress)
     }
 
@@ -102,6 +122,7 @@ impl GroupCommit {
             return Ok(());
         };
         self.shared.requests().stopping = true;
+        // Wakes the flusher whether it waits for a request or lingers.
         self.shared.wake.notify_one();
         thread.join().unwrap_or_else(|_| {
             Err(StoreError::Backend(
@@ -124,18 +145,33 @@ impl Drop for GroupCommit {
 fn run_flusher(
     mut flush: impl FnMut() -> Result<(), StoreError>,
     shared: &Shared,
+    linger: Duration,
 ) -> Result<(), StoreError> {
     // Highest generation a flush was attempted for, successful or not.
     let mut attempted = 0;
     loop {
         let (target, stopping) = {
             let mut requests = shared.requests();
+            requests.idle = true;
             while requests.requested == attempted && !requests.stopping {
                 requests = shared
                     .wake
                     .wait(requests)
                     .unwrap_or_else(PoisonError::into_inner);
             }
+            requests.idle = false;
+            let deadline = Instant::now() + linger;
+            while requests.requested - attempted < FULL_BATCH && !requests.stopping {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                requests = shared
+                    .wake
+                    .wait_timeout(requests, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            requests.taken = requests.requested;
             (requests.requested, requests.stopping)
         };
         let outcome = flush();
@@ -174,7 +210,7 @@ mod tests {
     ) {
         let (release, gate) = mpsc::channel::<Result<(), StoreError>>();
         let (started_tx, started) = mpsc::channel();
-        let group_commit = GroupCommit::with_flush(move || {
+        let group_commit = GroupCommit::with_flush(Duration::ZERO, move || {
             started_tx.send(()).ok();
             gate.recv().unwrap_or(Ok(()))
         })
