@@ -22,7 +22,13 @@ const TOKEN: &str = "weft-bench-admin-token-0123456789";
 fn echo_component() -> Vec<u8> {
     let dir = std::env::var_os("WEFT_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+            )
+            .join("../target/plugins")
+        });
     std::fs::read(dir.join("echo.wasm")).expect("run `cargo xtask bench api`")
 }
 
@@ -243,7 +249,13 @@ fn main() {
     }
     let dir = std::env::var_os("WEFT_BENCH_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+            )
+            .join("../target/bench")
+        });
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("api.json"),

@@ -34,9 +34,12 @@ const BASELINE_WINDOW: Duration = Duration::from_secs(3);
 
 fn plugin_dir(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(default)
+        PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+        )
+        .join("..")
+        .join(default)
     })
 }
 
@@ -571,7 +574,13 @@ fn print_table(rows: &[Row]) {
 fn write_json(rows: &[Row]) {
     let dir = std::env::var_os("WEFT_BENCH_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+            )
+            .join("../target/bench")
+        });
     std::fs::create_dir_all(&dir).unwrap();
     let json: Vec<_> = rows
         .iter()

@@ -302,7 +302,11 @@ fn the_example_workflows_apply() {
     for plugin in ["echo", "http", "transform", "disk-erase"] {
         setup.push(&format!("{plugin}.wasm"), plugin_bytes(plugin));
     }
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/workflows");
+    let examples = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../examples/workflows");
     for name in ["decommission-device", "disk-erase", "host-maintenance"] {
         let path = examples.join(format!("{name}.json"));
         let stdout = setup.ok(&["workflow", "apply", path_str(&path)]);

@@ -54,10 +54,13 @@ const ECHO_WAT: &str = r#"
 "#;
 
 fn wit_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("wit")
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .parent()
+    .unwrap()
+    .join("wit")
 }
 
 /// Turns a core module into a `weft:plugin/task` component.

@@ -27,9 +27,12 @@ const BURN_ITERATIONS: u64 = 20_000_000;
 
 fn component(var: &str, default: &str, name: &str) -> Vec<u8> {
     let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(default)
+        PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+        )
+        .join("../..")
+        .join(default)
     });
     let path = dir.join(format!("{name}.wasm"));
     std::fs::read(&path)
@@ -302,7 +305,13 @@ fn print_table(rows: &[Row]) {
 fn write_json(rows: &[Row]) {
     let dir = std::env::var_os("WEFT_BENCH_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+            )
+            .join("../../target/bench")
+        });
     std::fs::create_dir_all(&dir).unwrap();
     let json: Vec<_> = rows
         .iter()

@@ -54,7 +54,11 @@ fn outcome(source: &str, format: SourceFormat) -> String {
 }
 
 fn cases() -> Vec<(PathBuf, SourceFormat)> {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
+    let folder = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("tests/cases");
     let mut cases: Vec<(PathBuf, SourceFormat)> = fs::read_dir(&folder)
         .unwrap()
         .map(|entry| entry.unwrap().path())

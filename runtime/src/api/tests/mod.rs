@@ -36,10 +36,13 @@ fn component(variable: &str, default: &str, name: &str) -> Vec<u8> {
     let dir = std::env::var_os(variable)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .unwrap()
-                .join(default)
+            PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+            )
+            .parent()
+            .unwrap()
+            .join(default)
         });
     let path = dir.join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
