@@ -84,6 +84,10 @@ async fn bare_server() -> String {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // The same socket settings as the daemon's.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        _ = stream.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}/jobs")
 }

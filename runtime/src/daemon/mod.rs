@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
+
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use weft_sandbox::{Sandbox, SandboxConfig, SandboxError};
@@ -175,6 +177,14 @@ impl Daemon {
         let local_addr = listener.local_addr().map_err(DaemonError::Server)?;
         let app = router(state.clone());
         let stopping = state.clone();
+        // Responses go out as soon as they are written: with Nagle's algorithm on, a response
+        // written in two parts (an SSE stream's headers, then its first event) waits for the
+        // client's delayed acknowledgement, about 40 ms.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stopping.shutting_down().await })
