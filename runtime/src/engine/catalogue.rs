@@ -104,6 +104,11 @@ pub(super) struct Catalogue {
     store: Arc<dyn Store>,
     sandbox: Sandbox,
     definitions: Mutex<HashMap<(WorkflowName, u32), Arc<WorkflowDefinition>>>,
+    /// The latest version of each workflow a job was started from; dropped when a version
+    /// of that workflow is applied.
+    latest: Mutex<HashMap<WorkflowName, u32>>,
+    /// The approved plugins; dropped when a plugin is added, approved or disabled.
+    approved: Mutex<Option<Arc<Vec<CatalogueEntry>>>>,
     runnable: tokio::sync::Mutex<HashMap<PluginDigest, Runnable>>,
 }
 
@@ -142,6 +147,8 @@ impl Catalogue {
             store,
             sandbox,
             definitions: Mutex::default(),
+            latest: Mutex::default(),
+            approved: Mutex::default(),
             runnable: tokio::sync::Mutex::default(),
         }
     }
@@ -173,6 +180,7 @@ impl Catalogue {
         };
         match self.store.put_plugin(&record, bytes)? {
             PutPlugin::Created => {
+                *lock(&self.approved) = None;
                 self.store.durable().wait().await?;
                 Ok((record, true))
             }
@@ -217,31 +225,39 @@ impl Catalogue {
             .ok_or_else(|| PluginError::NotFound(digest.to_string()))?;
         change(&mut record);
         self.store.update_plugin(&record)?;
+        *lock(&self.approved) = None;
         self.store.durable().wait().await?;
         self.runnable.lock().await.remove(digest);
         Ok(record)
     }
 
     /// The approved plugins, as definitions and jobs resolve them.
-    pub fn approved(&self) -> Result<Vec<CatalogueEntry>, StoreError> {
-        let approved = self
-            .store
-            .plugins()?
-            .into_iter()
-            .filter(|p| p.status == PluginStatus::Approved)
-            .map(|p| CatalogueEntry {
-                name: p.name,
-                version: p.version,
-                digest: p.digest,
-            })
-            .collect();
+    pub fn approved(&self) -> Result<Arc<Vec<CatalogueEntry>>, StoreError> {
+        // Read under the lock, like `latest`: a change clears the cache after it is stored.
+        let mut cached = lock(&self.approved);
+        if let Some(approved) = cached.as_ref() {
+            return Ok(approved.clone());
+        }
+        let approved: Arc<Vec<CatalogueEntry>> = Arc::new(
+            self.store
+                .plugins()?
+                .into_iter()
+                .filter(|p| p.status == PluginStatus::Approved)
+                .map(|p| CatalogueEntry {
+                    name: p.name,
+                    version: p.version,
+                    digest: p.digest,
+                })
+                .collect(),
+        );
+        *cached = Some(approved.clone());
         Ok(approved)
     }
 
     /// Validates a definition against the approved plugins and records it.
     pub async fn apply(&self, source: &str, format: SourceFormat) -> Result<Applied, ApplyError> {
         let catalogue = self.approved()?;
-        let definition = WorkflowDefinition::validate_submission(source, format, &catalogue)
+        let definition = WorkflowDefinition::validate_submission(source, format, &*catalogue)
             .map_err(ApplyError::Invalid)?;
         let document = serde_json::to_value(&definition)
             .map_err(|e| StoreError::Backend(format!("encoding definition: {e}")))?;
@@ -252,6 +268,7 @@ impl Catalogue {
             PutDefinition::Unchanged => false,
             PutDefinition::Conflict => return Err(ApplyError::Conflict { name, version }),
         };
+        lock(&self.latest).remove(&name);
         self.store.durable().wait().await?;
         lock(&self.definitions).insert((name.clone(), version), Arc::new(definition));
         Ok(Applied {
@@ -300,11 +317,21 @@ impl Catalogue {
         match version {
             Some(v) => self.definition(name, v),
             None => {
+                // The store is read under the lock, so an apply that stores a newer version
+                // (and then clears the entry under the same lock) cannot be overtaken by an
+                // older read.
+                let mut latest = lock(&self.latest);
+                if let Some(&v) = latest.get(name) {
+                    drop(latest);
+                    return self.definition(name, v);
+                }
                 let (v, document) = self
                     .store
                     .latest_definition(name)
                     .map_err(DefinitionLookup::Store)?
                     .ok_or(DefinitionLookup::Missing)?;
+                latest.insert(name.clone(), v);
+                drop(latest);
                 if let Some(d) = lock(&self.definitions).get(&(name.clone(), v)) {
                     return Ok(d.clone());
                 }
@@ -320,7 +347,7 @@ impl Catalogue {
     ) -> Result<BTreeMap<StepId, ResolvedPlugin>, StartError> {
         let catalogue = self.approved()?;
         definition
-            .resolve_plugins(&catalogue)
+            .resolve_plugins(&*catalogue)
             .map_err(|p| StartError::Invalid(problems_text(&p)))
     }
 

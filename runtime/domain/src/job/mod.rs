@@ -11,6 +11,7 @@ mod step;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -107,7 +108,10 @@ pub struct Job {
     pub(crate) state: JobState,
     pub(crate) input: Value,
     pub(crate) plugins: BTreeMap<StepId, ResolvedPlugin>,
-    pub(crate) steps: BTreeMap<StepId, StepRecord>,
+    /// Shared, so that the state machine's working copy of a job clones only the steps it
+    /// changes.
+    #[serde(with = "shared_steps")]
+    pub(crate) steps: BTreeMap<StepId, Arc<StepRecord>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) output: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +121,34 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) finished_at: Option<Timestamp>,
     pub(crate) last_event_sequence: u64,
+}
+
+/// The steps of a job in JSON: a map of records, as if they were not shared.
+mod shared_steps {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::StepRecord;
+    use crate::id::StepId;
+
+    pub fn serialize<S: Serializer>(
+        steps: &BTreeMap<StepId, Arc<StepRecord>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(steps.iter().map(|(id, record)| (id, &**record)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<StepId, Arc<StepRecord>>, D::Error> {
+        let steps = BTreeMap::<StepId, StepRecord>::deserialize(deserializer)?;
+        Ok(steps
+            .into_iter()
+            .map(|(id, record)| (id, Arc::new(record)))
+            .collect())
+    }
 }
 
 impl Job {
@@ -143,7 +175,7 @@ impl Job {
         let steps = definition
             .steps()
             .iter()
-            .map(|step| (step.id.clone(), StepRecord::pending()))
+            .map(|step| (step.id.clone(), Arc::new(StepRecord::pending())))
             .collect();
         let mut job = Job {
             format_version: FORMAT_VERSION,
@@ -206,13 +238,13 @@ impl Job {
     }
 
     /// Every step's record, by id.
-    pub fn steps(&self) -> &BTreeMap<StepId, StepRecord> {
+    pub fn steps(&self) -> &BTreeMap<StepId, Arc<StepRecord>> {
         &self.steps
     }
 
     /// One step's record.
     pub fn step(&self, id: &StepId) -> Option<&StepRecord> {
-        self.steps.get(id)
+        self.steps.get(id).map(|record| &**record)
     }
 
     /// One task's record.
@@ -317,7 +349,7 @@ impl Scope for JobScope<'_> {
     }
 
     fn step(&self, id: &StepId) -> Option<StepView<'_>> {
-        self.job.steps.get(id).map(StepRecord::view)
+        self.job.steps.get(id).map(|record| record.view())
     }
 
     fn item(&self) -> Option<ItemView<'_>> {

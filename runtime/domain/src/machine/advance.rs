@@ -2,6 +2,8 @@
 //! fan-outs going, failing steps and jobs, and finishing the job. The rules are in the parent
 //! module's documentation.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::definition::OnFailure;
@@ -318,6 +320,7 @@ impl Transaction<'_> {
             if record.state.is_terminal() {
                 continue;
             }
+            let record = Arc::make_mut(record);
             let items: Vec<Option<u32>> = record.tasks().map(|(item, _)| item).collect();
             for item in items {
                 let Some(task) = record.task_mut(item) else {

@@ -29,6 +29,8 @@
 //!   keeps deciding steps; it may even finish. A result that arrives after the job finished is
 //!   written into its attempt and changes nothing else.
 
+use std::sync::Arc;
+
 mod advance;
 #[cfg(test)]
 mod tests;
@@ -328,6 +330,7 @@ impl<'d> Transaction<'d> {
         self.job
             .steps
             .get(step)
+            .map(|record| &**record)
             .ok_or_else(|| MachineError::UnknownStep { step: step.clone() })
     }
 
@@ -335,6 +338,7 @@ impl<'d> Transaction<'d> {
         self.job
             .steps
             .get_mut(step)
+            .map(Arc::make_mut)
             .ok_or_else(|| MachineError::UnknownStep { step: step.clone() })
     }
 
