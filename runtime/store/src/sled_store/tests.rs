@@ -23,6 +23,10 @@ fn digest() -> PluginDigest {
 }
 
 fn job() -> Job {
+    job_with_id(JobId::from_parts(Timestamp::from_unix_ms(5), [1; 10]))
+}
+
+fn job_with_id(id: JobId) -> Job {
     let definition = WorkflowDefinition::from_value(json!({
         "name": "erase", "version": 1, "steps": [{"id": "a", "plugin": "echo@1"}]
     }))
@@ -32,7 +36,6 @@ fn job() -> Job {
         version: semver::Version::new(1, 0, 0),
         digest: digest(),
     };
-    let id = JobId::from_parts(Timestamp::from_unix_ms(5), [1; 10]);
     let plugins = BTreeMap::from([(StepId::new("a").unwrap(), plugin)]);
     Job::create(id, &definition, json!({}), plugins, Timestamp::EPOCH)
         .unwrap()
@@ -158,5 +161,91 @@ fn a_database_of_another_layout_is_refused() {
         SledStore::open(&path, SledConfig::default()),
         "store",
         "format version 1 is not supported",
+    );
+}
+
+/// Writes the index entries a creation makes before its commit record, for a job that was
+/// never stored: what a crash between those writes leaves behind.
+fn leave_interrupted_creation(store: &SledStore, ghost: JobId, idempotency_key: &str) {
+    let jobs = &store.trees.jobs;
+    let workflow = job().workflow().clone();
+    let meta = serde_json::to_vec(&JobMeta::new(0, "default", None)).unwrap();
+    let pending = serde_json::to_vec(&weft_domain::JobState::Pending).unwrap();
+    jobs.insert(keys::tagged_job(keys::tag::META, ghost), meta)
+        .unwrap();
+    jobs.insert(keys::tagged_job(keys::tag::ALL, ghost), &[])
+        .unwrap();
+    jobs.insert(keys::workflow_job(&workflow, ghost), &[])
+        .unwrap();
+    jobs.insert(keys::state_job(weft_domain::JobState::Pending, ghost), &[])
+        .unwrap();
+    jobs.insert(keys::tagged_job(keys::tag::UNFINISHED, ghost), pending)
+        .unwrap();
+    jobs.insert(
+        keys::idempotency(&workflow, idempotency_key),
+        &ghost.to_bytes(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn index_entries_without_their_job_are_skipped() {
+    let (_dir, store) = temp_store();
+    let job = job();
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &[])
+        .unwrap();
+    let ghost = JobId::from_parts(Timestamp::from_unix_ms(9), [7; 10]);
+    leave_interrupted_creation(&store, ghost, "retry-1");
+    // A commit interrupted after its record leaves the job in the index of a state it left.
+    store
+        .trees
+        .jobs
+        .insert(
+            keys::state_job(weft_domain::JobState::Running, job.id()),
+            &[],
+        )
+        .unwrap();
+
+    let unfinished: Vec<JobId> = store
+        .unfinished_jobs()
+        .unwrap()
+        .iter()
+        .map(|(job, _)| job.id())
+        .collect();
+    assert_eq!(unfinished, vec![job.id()]);
+    let ids = |query: &JobQuery| -> Vec<JobId> {
+        store
+            .jobs(query)
+            .unwrap()
+            .jobs
+            .iter()
+            .map(Job::id)
+            .collect()
+    };
+    assert_eq!(ids(&JobQuery::newest(10)), vec![job.id()]);
+    let by_workflow = JobQuery {
+        workflow: Some(job.workflow().clone()),
+        ..JobQuery::newest(10)
+    };
+    assert_eq!(ids(&by_workflow), vec![job.id()]);
+    let running = JobQuery {
+        state: Some(weft_domain::JobState::Running),
+        ..JobQuery::newest(10)
+    };
+    assert!(ids(&running).is_empty(), "the job is pending, not running");
+    assert_eq!(store.job(ghost).unwrap(), None);
+
+    // The idempotency key of the interrupted creation is free again.
+    let retried = JobId::from_parts(Timestamp::from_unix_ms(10), [8; 10]);
+    let again = job_with_id(retried);
+    let meta = JobMeta::new(0, "default", Some("retry-1".to_owned()));
+    assert_eq!(
+        store.create_job(&again, &meta, &[]).unwrap(),
+        CreateJob::Created
+    );
+    assert_eq!(
+        store.create_job(&again, &meta, &[]).unwrap(),
+        CreateJob::Existing(retried)
     );
 }
