@@ -8,8 +8,9 @@
 //!
 //! Under load the flusher also lingers: once a request arrives it waits up to the linger time
 //! (or until [`FULL_BATCH`] requests are pending) before flushing, so that one flush serves
-//! the commits of many concurrent jobs instead of one or two. A lone request pays the linger
-//! time in latency; a flush costs far more than that in throughput.
+//! the commits of many concurrent jobs instead of one or two. It lingers only while commits
+//! are concurrent (the last flush served several, or several wait already): a lone commit is
+//! flushed at once.
 //!
 //! A generation is requested after the commit it covers returned, and the flusher reads the
 //! requested generation before it flushes, so a flush that publishes a generation always
@@ -149,6 +150,9 @@ fn run_flusher(
 ) -> Result<(), StoreError> {
     // Highest generation a flush was attempted for, successful or not.
     let mut attempted = 0;
+    // Whether the last flush served more than one request: the sign of concurrent commits,
+    // which are worth lingering for. A lone commit is flushed at once.
+    let mut busy = false;
     loop {
         let (target, stopping) = {
             let mut requests = shared.requests();
@@ -160,7 +164,13 @@ fn run_flusher(
                     .unwrap_or_else(PoisonError::into_inner);
             }
             requests.idle = false;
-            let deadline = Instant::now() + linger;
+            let pending_at_wake = requests.requested - attempted;
+            let deadline = Instant::now()
+                + if busy || pending_at_wake > 1 {
+                    linger
+                } else {
+                    Duration::ZERO
+                };
             while requests.requested - attempted < FULL_BATCH && !requests.stopping {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
@@ -172,6 +182,7 @@ fn run_flusher(
                     .0;
             }
             requests.taken = requests.requested;
+            busy = requests.requested - attempted > 1;
             (requests.requested, requests.stopping)
         };
         let outcome = flush();
