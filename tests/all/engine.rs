@@ -220,17 +220,11 @@ async fn cancelling_a_job_stops_its_running_step() {
         .start_job(start_request("stuck", json!({}), None))
         .await
         .unwrap();
-    // Wait until the attempt is running.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_until("the step to start", Duration::from_secs(30), || {
         let job = engine.job(id).unwrap().unwrap();
-        let spin = job.step(&"spin".parse().unwrap()).unwrap();
-        if spin.state() == StepState::Running {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "step never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        job.step(&"spin".parse().unwrap()).unwrap().state() == StepState::Running
+    })
+    .await;
     let cancelled_at = std::time::Instant::now();
     let job = engine
         .cancel_job(id, Some("operator".into()))
@@ -330,48 +324,41 @@ async fn disabling_a_plugin_stops_its_running_step_until_it_is_approved_again() 
         let job = engine.job(id).unwrap().unwrap();
         job.step(&spin_step).unwrap().state() == StepState::Running
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !running(&engine) {
-        assert!(std::time::Instant::now() < deadline, "step never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the step to start", Duration::from_secs(30), || {
+        running(&engine)
+    })
+    .await;
     let digest = engine.job(id).unwrap().unwrap().plugins()[&spin_step]
         .digest
         .clone();
     engine.disable_plugin(&digest).await.unwrap();
 
     // The attempt ends as interrupted, and no new attempt starts while the plugin is disabled.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let attempts = |engine: &Engine| {
         let job = engine.job(id).unwrap().unwrap();
-        let attempts = job
-            .step(&spin_step)
-            .unwrap()
-            .task(None)
-            .unwrap()
-            .attempts()
-            .to_vec();
-        if attempts.first().is_some_and(|a| a.outcome.is_some()) {
-            assert_eq!(
-                attempts[0].outcome,
-                Some(weft_domain::AttemptOutcome::Interrupted)
-            );
-            assert_eq!(attempts.len(), 1, "a new attempt started while disabled");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "attempt not stopped");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let job = engine.job(id).unwrap().unwrap();
-    assert_eq!(
         job.step(&spin_step)
             .unwrap()
             .task(None)
             .unwrap()
             .attempts()
-            .len(),
-        1
+            .to_vec()
+    };
+    wait_until("the attempt to stop", Duration::from_secs(10), || {
+        attempts(&engine)
+            .first()
+            .is_some_and(|a| a.outcome.is_some())
+    })
+    .await;
+    assert_eq!(
+        attempts(&engine)[0].outcome,
+        Some(weft_domain::AttemptOutcome::Interrupted)
+    );
+    // A parked task is looked at again every second: wait past that, and it still waits.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        attempts(&engine).len(),
+        1,
+        "a new attempt started while disabled"
     );
 
     engine
@@ -394,4 +381,16 @@ async fn disabling_a_plugin_stops_its_running_step_until_it_is_approved_again() 
         attempts[1].outcome,
         Some(weft_domain::AttemptOutcome::DeadlineExceeded)
     );
+}
+
+/// Polls `ready` every 10 ms until it holds; fails the test, naming `what`, after `timeout`.
+async fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
