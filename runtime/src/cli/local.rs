@@ -1,13 +1,12 @@
-//! Commands that need no daemon: `weft run-plugin` runs one sandboxed attempt of a plugin,
-//! the way a plugin author tries one; `weft demo` runs example steps of the bundled plugins.
+//! The command that needs no daemon: `weft run-plugin` runs one sandboxed attempt of a plugin,
+//! the way a plugin author tries one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use weft_sandbox::{
-    AttemptReport, Grants, HostPattern, MemoryKv, Outcome, RunRequest, Sandbox, SandboxConfig,
-    StepLimitsOverride,
+    Grants, HostPattern, MemoryKv, RunRequest, Sandbox, SandboxConfig, StepLimitsOverride,
 };
 
 /// Arguments of `weft run-plugin`.
@@ -94,77 +93,4 @@ pub async fn run_plugin(args: RunPluginArgs) -> Result<i32> {
     let report = sandbox.run(&plugin, &grants, &req).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.outcome.is_success() { 0 } else { 2 })
-}
-
-/// Example steps of the demo: plugin, input.
-fn demo_steps() -> Vec<(&'static str, serde_json::Value)> {
-    vec![
-        (
-            "echo",
-            serde_json::json!({"device_id": "sw-ams-17", "reason": "decommission"}),
-        ),
-        (
-            "transform",
-            serde_json::json!({
-                "query": "[.machines[] | select(.site == \"ams\") | .name]",
-                "data": {"machines": [
-                    {"name": "m1", "site": "ams"},
-                    {"name": "m2", "site": "fra"},
-                    {"name": "m3", "site": "ams"}
-                ]}
-            }),
-        ),
-    ]
-}
-
-/// Runs `weft demo`.
-pub async fn demo(plugin_dir: &Path) -> Result<i32> {
-    let sandbox = new_sandbox()?;
-    let mut failures = 0;
-    for (name, input) in demo_steps() {
-        let path = plugin_dir.join(format!("{name}.wasm"));
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "reading {} (build it with `cargo xtask build-plugins`)",
-                path.display()
-            )
-        })?;
-        let plugin = sandbox.load(&bytes).await?;
-        let info = plugin.info();
-        println!(
-            "plugin {} {} ({})",
-            info.name,
-            info.version,
-            plugin.digest()
-        );
-        println!("  input:  {input}");
-        let report = sandbox
-            .run(
-                &plugin,
-                &Grants::default(),
-                &request(input.to_string(), name),
-            )
-            .await?;
-        print_outcome(&report);
-        failures += usize::from(!report.outcome.is_success());
-    }
-    if failures > 0 {
-        bail!("{failures} example step(s) failed");
-    }
-    println!("\nTry your own plugin: weft run-plugin FILE.wasm --input '{{...}}'");
-    Ok(0)
-}
-
-fn print_outcome(report: &AttemptReport) {
-    let detail = match &report.outcome {
-        Outcome::Succeeded { output } => format!("succeeded: {output}"),
-        Outcome::Failed { error } => format!("failed: {} ({})", error.message, error.code),
-        Outcome::Stopped { stop } => format!("stopped: {}", stop.kind()),
-    };
-    println!(
-        "  output: {detail}\n  cost:   {} fuel, {} µs, {} KiB peak memory",
-        report.fuel_consumed,
-        report.duration.as_micros(),
-        report.peak_memory_bytes / 1024
-    );
 }

@@ -1,6 +1,6 @@
 //! The command line: argument parsing, and each command's user-facing output.
 //!
-//! - Without a daemon ([`local`]): `weft run-plugin` and `weft demo`.
+//! - Without a daemon ([`local`]): `weft run-plugin`.
 //! - The daemon ([`serve`]): `weft serve`.
 //! - Clients of a daemon's API ([`client`]): `weft plugin`, `weft workflow`, `weft job`,
 //!   `weft token`, which take `--server` (`WEFT_SERVER`), `--token` (`WEFT_TOKEN`) and
@@ -24,8 +24,6 @@ mod plugin;
 mod serve;
 mod token;
 mod workflow;
-
-use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -66,12 +64,6 @@ enum Command {
     Token(Remote<token::TokenCommand>),
     /// Run one sandboxed attempt of a plugin and print the attempt report as JSON.
     RunPlugin(local::RunPluginArgs),
-    /// Load the bundled plugins and run example steps through the sandbox.
-    Demo {
-        /// Directory holding the built plugins (`<name>.wasm`).
-        #[arg(long, default_value = "target/plugins")]
-        plugin_dir: PathBuf,
-    },
 }
 
 /// Log filter when `RUST_LOG` is not set: the daemon says what it does, other commands only
@@ -129,6 +121,5 @@ async fn run(args: Args) -> Result<i32> {
             token::run(&client, remote.connection.output, remote.command).await
         }
         Command::RunPlugin(args) => local::run_plugin(args).await,
-        Command::Demo { plugin_dir } => local::demo(&plugin_dir).await,
     }
 }
