@@ -310,6 +310,19 @@ fn job_error(error: JobError) -> ApiError {
     }
 }
 
+/// The answer to an operator's change of a job (cancel, pause, resume): the job as it is
+/// now, with the change logged under the token that made it.
+fn answer_change(
+    state: &AppState,
+    token: &str,
+    changed: Result<Job, JobError>,
+    what: &str,
+) -> Result<Json<JobView>, ApiError> {
+    let job = changed.map_err(job_error)?;
+    tracing::info!(token, job = %job.id(), "job {what}");
+    Ok(Json(view(state, &job)?))
+}
+
 /// Cancels a job: unfinished steps are cancelled and running attempts stopped. A finished
 /// job cannot be cancelled (409).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", operation_id = "cancel_job", tag = "jobs",
@@ -326,14 +339,11 @@ pub async fn cancel(
     PathParams(path): PathParams<JobPath>,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> Result<Json<JobView>, ApiError> {
-    let id = job_id(&path.id)?;
-    let job = state
+    let changed = state
         .engine
-        .cancel_job(id, request.reason)
-        .await
-        .map_err(job_error)?;
-    tracing::info!(token = operator.token(), job = %id, "job cancelled");
-    Ok(Json(view(&state, &job)?))
+        .cancel_job(job_id(&path.id)?, request.reason)
+        .await;
+    answer_change(&state, operator.token(), changed, "cancelled")
 }
 
 /// Pauses a running job: no new attempt starts until it is resumed.
@@ -350,13 +360,8 @@ pub async fn pause(
     State(state): State<AppState>,
     PathParams(path): PathParams<JobPath>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = state
-        .engine
-        .pause_job(job_id(&path.id)?)
-        .await
-        .map_err(job_error)?;
-    tracing::info!(token = operator.token(), job = %job.id(), "job paused");
-    Ok(Json(view(&state, &job)?))
+    let changed = state.engine.pause_job(job_id(&path.id)?).await;
+    answer_change(&state, operator.token(), changed, "paused")
 }
 
 /// Resumes a paused job.
@@ -373,11 +378,6 @@ pub async fn resume(
     State(state): State<AppState>,
     PathParams(path): PathParams<JobPath>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job = state
-        .engine
-        .resume_job(job_id(&path.id)?)
-        .await
-        .map_err(job_error)?;
-    tracing::info!(token = operator.token(), job = %job.id(), "job resumed");
-    Ok(Json(view(&state, &job)?))
+    let changed = state.engine.resume_job(job_id(&path.id)?).await;
+    answer_change(&state, operator.token(), changed, "resumed")
 }
