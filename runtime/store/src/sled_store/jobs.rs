@@ -204,23 +204,22 @@ impl SledStore {
         let state = job.state();
         let tree = &self.trees.jobs;
         let unfinished_key = keys::tagged_job(tag::UNFINISHED, id);
-        let previous = self.latest_commit(id)?;
+        // A job without a commit record was never created, whatever an index says.
+        let Some(previous) = self.latest_commit(id)? else {
+            return Err(StoreError::NotFound);
+        };
         let previous_state = match tree.get(unfinished_key)? {
             Some(bytes) => Some(decode::<JobState>(&bytes, || {
                 format!("unfinished entry of job {id}")
             })?),
-            None if previous.is_none() => return Err(StoreError::NotFound),
             None if !state.is_terminal() => return Err(reopened_job(job)),
             None => None,
         };
-        if previous.is_none() {
-            return Err(StoreError::NotFound);
-        }
         let moved_from = previous_state.filter(|previous| *previous != state);
         if moved_from.is_some() {
             tree.insert(keys::state_job(state, id), &[])?;
         }
-        self.write_commit(job, events, previous)?;
+        self.write_commit(job, events, Some(previous))?;
         if state.is_terminal() {
             tree.remove(unfinished_key)?;
         } else if moved_from.is_some() {
