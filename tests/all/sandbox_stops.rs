@@ -233,6 +233,8 @@ async fn log_records_are_captured_per_attempt() {
     for level in [Trace, Debug, Info, Warn, Error] {
         assert!(levels.contains(&level), "{level:?} missing from {levels:?}");
     }
+    assert_eq!(report.stdout.text, "out: hi\n");
+    assert_eq!(report.stderr.text, "err: hi\n");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `GET /api/v1/jobs/{id}/steps/{step}/logs`: what a step's attempts logged.
 //!
-//! Each attempt keeps an excerpt of its log (plugin log calls, then captured stderr): the
+//! Each attempt keeps an excerpt of its log (plugin log calls, then captured stdout and
+//! stderr): the
 //! last [`LOG_EXCERPT_MAX_BYTES`] bytes, marked with `…` when cut. Full logs are not kept.
 
 use axum::Json;
@@ -38,8 +39,9 @@ pub struct AttemptLog {
     /// How it ended; absent while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
-    /// The end of its log: one line per log record (`Level message`), then stderr. Empty
-    /// when it logged nothing (or is still running).
+    /// The end of its log: one line per log record (`Level message`), then each line of
+    /// stdout and of stderr, prefixed `stdout: ` and `stderr: `. Empty when it logged and
+    /// printed nothing (or is still running).
     pub log: String,
 }
 
@@ -66,7 +68,7 @@ pub struct StepLogs {
     pub tasks: Vec<TaskLogs>,
 }
 
-/// The step's captured logs (plugin log calls and stderr), per task and attempt. Each
+/// The step's captured logs (plugin log calls, stdout and stderr), per task and attempt. Each
 /// attempt's log is an excerpt: its last `excerpt_max_bytes` bytes.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/steps/{step}/logs", operation_id = "get_step_logs", tag = "jobs",
     security(("bearer" = ["viewer"])), params(StepPath),

@@ -295,14 +295,26 @@ fn domain_report(report: weft_sandbox::AttemptReport) -> AttemptReport {
     }
 }
 
-/// The attempt's log records and captured stderr as one text, for the job record.
+/// The attempt's log as one text: its log records (`Level message`), then each line it
+/// wrote to stdout and to stderr, prefixed with the stream's name, with a note where the
+/// capture limit cut the stream.
 fn log_excerpt(report: &weft_sandbox::AttemptReport) -> Option<String> {
+    use std::fmt::Write;
+
     let mut text = String::new();
     for record in &report.logs {
-        text.push_str(&format!("{:?} {}\n", record.level, record.message));
+        _ = writeln!(text, "{:?} {}", record.level, record.message);
     }
-    if !report.stderr.text.is_empty() {
-        text.push_str(&report.stderr.text);
+    if report.logs_dropped > 0 {
+        _ = writeln!(text, "({} log records dropped)", report.logs_dropped);
+    }
+    for (stream, captured) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        for line in captured.text.lines() {
+            _ = writeln!(text, "{stream}: {line}");
+        }
+        if captured.truncated_bytes > 0 {
+            _ = writeln!(text, "({stream}: {} bytes dropped)", captured.truncated_bytes);
+        }
     }
     (!text.is_empty()).then_some(text)
 }

@@ -370,7 +370,13 @@ async fn step_logs_are_served_per_attempt() {
     assert_eq!(logs["step"], "talk");
     assert!(logs["excerpt_max_bytes"].as_u64().unwrap() > 0);
     let log = logs["tasks"][0]["attempts"][0]["log"].as_str().unwrap();
-    assert!(log.contains("disk 7 erased"), "{logs}");
+    for line in [
+        "Info info: disk 7 erased",
+        "stdout: out: disk 7 erased",
+        "stderr: err: disk 7 erased",
+    ] {
+        assert!(log.lines().any(|l| l == line), "{line:?} missing from {log}");
+    }
     assert_eq!(logs["tasks"][0]["attempts"][0]["outcome"], "succeeded");
 
     let flaky = h
