@@ -5,6 +5,11 @@
 //! (scheduling, workers, timers, recovery) ← [`api`] (HTTP, with [`access`] control and
 //! [`metrics`]) ← [`daemon`] (data directory, serving, draining) ← the CLI (`src/cli/`).
 
+/// Every program built on this library (the daemon, its tests and benchmarks) allocates
+/// through mimalloc, so that benchmarks measure the allocator the daemon runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod access;
 pub mod api;
 pub mod daemon;

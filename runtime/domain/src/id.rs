@@ -1,13 +1,15 @@
 //! Names and identifiers that travel between layers: [`StepId`], [`WorkflowName`],
 //! [`PluginName`] and [`PluginDigest`].
 //!
-//! Each is a newtype over `String` that can only be built by parsing, so holding one proves it
-//! is well formed. They serialize as plain strings and validate again when deserialized, so a
+//! Each is a newtype over a shared string (`Arc<str>`, so that cloning one, which the engine
+//! does for every step it moves, costs no allocation) that can only be built by parsing, so
+//! holding one proves it is well formed. They serialize as plain strings and validate again when deserialized, so a
 //! corrupted record fails loudly at the storage edge instead of deep inside the engine.
 //! Job identifiers live in [`crate::job_id`] because they also carry time.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +107,7 @@ macro_rules! string_id {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates `value` and wraps it.
@@ -113,7 +115,7 @@ macro_rules! string_id {
                 let value = value.into();
                 let check: fn(&str) -> Result<(), IdError> = $check;
                 check(&value)?;
-                Ok($name(value))
+                Ok($name(value.into()))
             }
 
             /// The identifier as a string slice.
@@ -138,7 +140,7 @@ macro_rules! string_id {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.to_string()
             }
         }
 

@@ -93,7 +93,7 @@ impl std::fmt::Display for DefinitionLookup {
 }
 
 /// A loaded plugin and the grants it runs with.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Runnable {
     pub plugin: Plugin,
     pub grants: Grants,
@@ -109,7 +109,7 @@ pub(super) struct Catalogue {
     latest: Mutex<HashMap<WorkflowName, u32>>,
     /// The approved plugins; dropped when a plugin is added, approved or disabled.
     approved: Mutex<Option<Arc<Vec<CatalogueEntry>>>>,
-    runnable: tokio::sync::Mutex<HashMap<PluginDigest, Runnable>>,
+    runnable: tokio::sync::Mutex<HashMap<PluginDigest, Arc<Runnable>>>,
 }
 
 fn digest_of(plugin: &Plugin) -> PluginDigest {
@@ -352,7 +352,7 @@ impl Catalogue {
     }
 
     /// The plugin with `digest`, loaded, with its grants; `Ok(None)` when it is not approved.
-    pub async fn runnable(&self, digest: &PluginDigest) -> Result<Option<Runnable>, String> {
+    pub async fn runnable(&self, digest: &PluginDigest) -> Result<Option<Arc<Runnable>>, String> {
         let mut cache = self.runnable.lock().await;
         if let Some(r) = cache.get(digest) {
             return Ok(Some(r.clone()));
@@ -372,7 +372,7 @@ impl Catalogue {
             .ok_or_else(|| format!("component of plugin {digest} is missing"))?;
         let plugin = self.sandbox.load(&bytes).await.map_err(|e| e.to_string())?;
         let grants = sandbox_grants(&record.grants)?;
-        let runnable = Runnable { plugin, grants };
+        let runnable = Arc::new(Runnable { plugin, grants });
         cache.insert(digest.clone(), runnable.clone());
         Ok(Some(runnable))
     }

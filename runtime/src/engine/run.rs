@@ -91,7 +91,11 @@ impl Engine {
     }
 
     /// The plugin, loaded; `None` (and the task parked) when it may not run now.
-    async fn runnable_or_park(&self, entry: &Entry, digest: &PluginDigest) -> Option<Runnable> {
+    async fn runnable_or_park(
+        &self,
+        entry: &Entry,
+        digest: &PluginDigest,
+    ) -> Option<Arc<Runnable>> {
         match self.inner.catalogue.runnable(digest).await {
             Ok(Some(runnable)) => Some(runnable),
             Ok(None) => {
@@ -253,7 +257,7 @@ impl Engine {
 /// An attempt that has begun: what the worker needs to run it.
 struct Begun {
     start: AttemptStart,
-    runnable: Runnable,
+    runnable: Arc<Runnable>,
     workflow: String,
 }
 
@@ -313,7 +317,11 @@ fn log_excerpt(report: &weft_sandbox::AttemptReport) -> Option<String> {
             _ = writeln!(text, "{stream}: {line}");
         }
         if captured.truncated_bytes > 0 {
-            _ = writeln!(text, "({stream}: {} bytes dropped)", captured.truncated_bytes);
+            _ = writeln!(
+                text,
+                "({stream}: {} bytes dropped)",
+                captured.truncated_bytes
+            );
         }
     }
     (!text.is_empty()).then_some(text)

@@ -106,8 +106,10 @@ pub struct Job {
     pub(crate) workflow: WorkflowName,
     pub(crate) version: u32,
     pub(crate) state: JobState,
-    pub(crate) input: Value,
-    pub(crate) plugins: BTreeMap<StepId, ResolvedPlugin>,
+    /// Shared, like `plugins`: neither changes after creation, and the state machine's
+    /// working copy of a job should not copy them.
+    pub(crate) input: Arc<Value>,
+    pub(crate) plugins: Arc<BTreeMap<StepId, ResolvedPlugin>>,
     /// Shared, so that the state machine's working copy of a job clones only the steps it
     /// changes.
     #[serde(with = "shared_steps")]
@@ -183,8 +185,8 @@ impl Job {
             workflow: definition.name().clone(),
             version: definition.version(),
             state: JobState::Pending,
-            input,
-            plugins,
+            input: Arc::new(input),
+            plugins: Arc::new(plugins),
             steps,
             output: None,
             failure: None,

@@ -375,7 +375,10 @@ async fn step_logs_are_served_per_attempt() {
         "stdout: out: disk 7 erased",
         "stderr: err: disk 7 erased",
     ] {
-        assert!(log.lines().any(|l| l == line), "{line:?} missing from {log}");
+        assert!(
+            log.lines().any(|l| l == line),
+            "{line:?} missing from {log}"
+        );
     }
     assert_eq!(logs["tasks"][0]["attempts"][0]["outcome"], "succeeded");
 

@@ -20,7 +20,11 @@
 //! The checks a write makes before it (the job's previous state, the events already stored)
 //! read the tree without a lock. That is sound because the writes of one job never race: the
 //! engine commits a job only under that job's lock, and creations are serialized by
-//! [`SledStore`]'s creation lock.
+//! [`SledStore`]'s creation lock. For the same reason the store can remember each unfinished
+//! job's latest commit ([`LatestCommits`]) instead of reading it back before the next one.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use sled::IVec;
 use weft_domain::{Event, Job, JobId, JobState};
@@ -75,6 +79,49 @@ pub(super) fn split_commit(
     Ok(rest.split_at(length))
 }
 
+/// Events JSON longer than this is not remembered in [`LatestCommits`]: the next commit reads
+/// it back instead, so that a few huge commits cannot hold much memory.
+const MAX_REMEMBERED_EVENTS_BYTES: usize = 16 * 1024;
+
+/// What a commit needs of the job's latest commit record: its key, its events (to rewrite it
+/// without the job), and the job's state in it.
+#[derive(Debug)]
+struct Latest {
+    /// Sequence number of its last event: its key.
+    last: u64,
+    /// Its events, as stored.
+    events_json: Vec<u8>,
+    /// The job's state in it; `None` when the job had finished.
+    state: Option<JobState>,
+}
+
+/// The latest commit of each unfinished job this store wrote. A job's entry is taken out for
+/// its next commit and put back once that commit's writes all succeeded, so after a failed
+/// write the next commit reads the tree instead of trusting a stale entry.
+#[derive(Debug, Default)]
+pub(super) struct LatestCommits(Mutex<HashMap<JobId, Latest>>);
+
+impl LatestCommits {
+    fn take(&self, id: JobId) -> Option<Latest> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+    }
+
+    /// Remembers `latest` for an unfinished job; forgets a finished one.
+    fn put(&self, id: JobId, latest: Latest) {
+        if latest.state.is_some_and(|s| !s.is_terminal())
+            && latest.events_json.len() <= MAX_REMEMBERED_EVENTS_BYTES
+        {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, latest);
+        }
+    }
+}
+
 /// The JSON of a state in an `unfinished` entry.
 fn encode_state(state: JobState) -> Result<Vec<u8>, StoreError> {
     encode(&state, || "job state".to_owned())
@@ -100,21 +147,42 @@ impl SledStore {
         decode(job, || format!("job {id}"))
     }
 
+    /// The job's latest commit, read from the tree. `job` is the job about to be committed
+    /// on top of it.
+    fn read_latest(&self, job: &Job) -> Result<Latest, StoreError> {
+        let id = job.id();
+        // A job without a commit record was never created, whatever an index says.
+        let Some((key, bytes)) = self.latest_commit(id)? else {
+            return Err(StoreError::NotFound);
+        };
+        let last = keys::commit_last(&key)?;
+        let (events_json, _) = split_commit(&bytes, || describe_commit(id, last))?;
+        let state = match self.trees.jobs.get(keys::tagged_job(tag::UNFINISHED, id))? {
+            Some(bytes) => Some(decode::<JobState>(&bytes, || {
+                format!("unfinished entry of job {id}")
+            })?),
+            None if !job.state().is_terminal() => return Err(reopened_job(job)),
+            None => None,
+        };
+        Ok(Latest {
+            last,
+            events_json: events_json.to_vec(),
+            state,
+        })
+    }
+
     /// Writes `job` with those of `events` not yet stored, as one commit record, and drops the
     /// job from the previous commit record. Events already stored (a retried commit) must be
-    /// equal to the new ones.
+    /// equal to the new ones. Returns the new latest commit.
     fn write_commit(
         &self,
         job: &Job,
         events: &[Event],
-        previous: Option<(IVec, IVec)>,
-    ) -> Result<(), StoreError> {
+        previous: Option<Latest>,
+    ) -> Result<Latest, StoreError> {
         let id = job.id();
         let tree = &self.trees.jobs;
-        let stored_last = match &previous {
-            Some((key, _)) => keys::commit_last(key)?,
-            None => 0,
-        };
+        let stored_last = previous.as_ref().map_or(0, |p| p.last);
         let split = events.partition_point(|e| e.sequence <= stored_last);
         let (again, new) = events.split_at(split);
         if let Some(first) = again.first() {
@@ -129,30 +197,33 @@ impl SledStore {
                 }
             }
         }
+        let state = Some(job.state());
         let Some(last) = new.last() else {
             // Nothing new to record: the job replaces the one in the latest commit.
             let what = || describe_commit(id, stored_last);
-            let (stored_events, _) = match &previous {
-                Some((_, bytes)) => split_commit(bytes, what)?,
-                None => (b"[]".as_slice(), b"".as_slice()),
-            };
-            let record = encode_commit(stored_events, Some(job), what)?;
+            let events_json = previous.map_or_else(|| b"[]".to_vec(), |p| p.events_json);
+            let record = encode_commit(&events_json, Some(job), what)?;
             tree.insert(keys::commit(id, stored_last), record)?;
-            return Ok(());
+            return Ok(Latest {
+                last: stored_last,
+                events_json,
+                state,
+            });
         };
         let what = || describe_commit(id, last.sequence);
-        let record = encode_commit(&encode(&new, what)?, Some(job), what)?;
+        let events_json = encode(&new, what)?;
+        let record = encode_commit(&events_json, Some(job), what)?;
         tree.insert(keys::commit(id, last.sequence), record)?;
-        if let Some((key, bytes)) = previous {
-            let (stored_events, held_job) =
-                split_commit(&bytes, || describe_commit(id, stored_last))?;
-            if !held_job.is_empty() {
-                let events_only =
-                    encode_commit(stored_events, None, || describe_commit(id, stored_last))?;
-                tree.insert(key, events_only)?;
-            }
+        if let Some(previous) = previous {
+            let what = || describe_commit(id, previous.last);
+            let events_only = encode_commit(&previous.events_json, None, what)?;
+            tree.insert(keys::commit(id, previous.last), events_only)?;
         }
-        Ok(())
+        Ok(Latest {
+            last: last.sequence,
+            events_json,
+            state,
+        })
     }
 
     pub(super) fn create_job_records(
@@ -194,7 +265,8 @@ impl SledStore {
         if let Some(key) = &idempotency {
             tree.insert(key.as_slice(), &id.to_bytes())?;
         }
-        self.write_commit(job, events, None)?;
+        let latest = self.write_commit(job, events, None)?;
+        self.latest.put(id, latest);
         Ok(CreateJob::Created)
     }
 
@@ -204,22 +276,15 @@ impl SledStore {
         let state = job.state();
         let tree = &self.trees.jobs;
         let unfinished_key = keys::tagged_job(tag::UNFINISHED, id);
-        // A job without a commit record was never created, whatever an index says.
-        let Some(previous) = self.latest_commit(id)? else {
-            return Err(StoreError::NotFound);
+        let previous = match self.latest.take(id) {
+            Some(latest) => latest,
+            None => self.read_latest(job)?,
         };
-        let previous_state = match tree.get(unfinished_key)? {
-            Some(bytes) => Some(decode::<JobState>(&bytes, || {
-                format!("unfinished entry of job {id}")
-            })?),
-            None if !state.is_terminal() => return Err(reopened_job(job)),
-            None => None,
-        };
-        let moved_from = previous_state.filter(|previous| *previous != state);
+        let moved_from = previous.state.filter(|previous| *previous != state);
         if moved_from.is_some() {
             tree.insert(keys::state_job(state, id), &[])?;
         }
-        self.write_commit(job, events, Some(previous))?;
+        let latest = self.write_commit(job, events, Some(previous))?;
         if state.is_terminal() {
             tree.remove(unfinished_key)?;
         } else if moved_from.is_some() {
@@ -228,6 +293,7 @@ impl SledStore {
         if let Some(previous) = moved_from {
             tree.remove(keys::state_job(previous, id))?;
         }
+        self.latest.put(id, latest);
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! [`SledStore`]: the [`Store`] on disk, in a sled database.
 //!
 //! One sled tree per kind of record, and one for everything about jobs (see [`Trees`]);
-//! values are JSON (see [`codec`]), keys are laid out in [`keys`]. Every write that touches
-//! several records is atomic (a sled transaction over the trees involved, or one batch on the
-//! job tree), so a crash never leaves half of it. Durability comes from the
+//! values are JSON (see [`codec`]), keys are laid out in [`keys`]. A write that touches
+//! several catalogue records is one sled transaction; a job's records are single inserts in an
+//! order that is safe at every point a crash may cut it (see [`jobs`]). Either way a crash
+//! never leaves a half-written change that readers trust. Durability comes from the
 //! [`group_commit`] flusher: writes are durable once a [`Durable`] requested after them
 //! resolves.
 //!
@@ -143,6 +144,9 @@ pub struct SledStore {
     path: PathBuf,
     /// Held while a job is created: the idempotency check and the write are one step.
     creating: Mutex<()>,
+    /// The latest commit of each unfinished job this store wrote, so that a commit need not
+    /// read it back.
+    latest: jobs::LatestCommits,
     group_commit: GroupCommit,
     trees: Trees,
     db: Db,
@@ -168,6 +172,7 @@ impl SledStore {
         Ok(SledStore {
             path: path.to_owned(),
             creating: Mutex::new(()),
+            latest: jobs::LatestCommits::default(),
             group_commit,
             trees,
             db,

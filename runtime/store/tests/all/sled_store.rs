@@ -12,7 +12,9 @@ use weft_store::{
     raw_group_commit_baseline,
 };
 
-use crate::fixtures::{digest, job, open_sled, plugin, start, temp_dir, workflow, workflow_name};
+use crate::fixtures::{
+    digest, job, open_sled, plugin, start, succeed, temp_dir, workflow, workflow_name,
+};
 
 #[test]
 fn reopening_keeps_everything() {
@@ -86,9 +88,30 @@ fn reopening_keeps_everything() {
     );
     assert_eq!(store.kv_get(&scope, "token").unwrap().unwrap(), b"secret");
 
+    // A commit on a job an earlier process wrote, which this store has not seen commit.
+    let events = succeed(&definition, &mut running);
+    store.commit_job(&running, &events).unwrap();
+    assert_eq!(store.job(running.id()).unwrap(), Some(running.clone()));
     store.close().unwrap();
+
     let reopened = open_sled(&dir);
     assert_eq!(reopened.job(pending.id()).unwrap(), Some(pending));
+    assert_eq!(reopened.job(running.id()).unwrap(), Some(running.clone()));
+    let sequences: Vec<u64> = reopened
+        .events(running.id(), 0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=running.last_event_sequence()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        reopened.unfinished_jobs().unwrap().len(),
+        1,
+        "the finished job left the unfinished index"
+    );
 }
 
 #[test]
