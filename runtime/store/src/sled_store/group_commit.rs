@@ -9,8 +9,10 @@
 //! Under load the flusher also lingers: once a request arrives it waits up to the linger time
 //! (or until [`FULL_BATCH`] requests are pending) before flushing, so that one flush serves
 //! the commits of many concurrent jobs instead of one or two. It lingers only while commits
-//! are concurrent (the last flush served several, or several wait already): a lone commit is
-//! flushed at once.
+//! are concurrent (the last flush served several, or several wait already), and only while
+//! more keep coming: once [`QUIET`] passes without a new request, every committer still
+//! running is most likely already waiting, and lingering longer would only delay them. A
+//! lone commit is flushed at once.
 //!
 //! A generation is requested after the commit it covers returned, and the flusher reads the
 //! requested generation before it flushes, so a flush that publishes a generation always
@@ -28,6 +30,9 @@ use crate::error::StoreError;
 
 /// Pending requests that end the linger early.
 const FULL_BATCH: u64 = 256;
+
+/// A linger ends early once this long passes without a new request.
+const QUIET: Duration = Duration::from_micros(50);
 
 /// The flusher and what it shares with requesters; see the module documentation.
 #[derive(Debug)]
@@ -171,15 +176,20 @@ fn run_flusher(
                 } else {
                     Duration::ZERO
                 };
+            let mut seen = requests.requested;
             while requests.requested - attempted < FULL_BATCH && !requests.stopping {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
                 requests = shared
                     .wake
-                    .wait_timeout(requests, left)
+                    .wait_timeout(requests, left.min(QUIET))
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
+                if requests.requested == seen {
+                    break;
+                }
+                seen = requests.requested;
             }
             requests.taken = requests.requested;
             busy = requests.requested - attempted > 1;
@@ -219,9 +229,19 @@ mod tests {
         mpsc::Sender<Result<(), StoreError>>,
         mpsc::Receiver<()>,
     ) {
+        gated_lingering(Duration::ZERO)
+    }
+
+    fn gated_lingering(
+        linger: Duration,
+    ) -> (
+        GroupCommit,
+        mpsc::Sender<Result<(), StoreError>>,
+        mpsc::Receiver<()>,
+    ) {
         let (release, gate) = mpsc::channel::<Result<(), StoreError>>();
         let (started_tx, started) = mpsc::channel();
-        let group_commit = GroupCommit::with_flush(Duration::ZERO, move || {
+        let group_commit = GroupCommit::with_flush(linger, move || {
             started_tx.send(()).ok();
             gate.recv().unwrap_or(Ok(()))
         })
@@ -246,6 +266,27 @@ mod tests {
         drop(release);
         group_commit.stop().unwrap();
         assert_eq!(group_commit.flush_count(), 3, "closing flushes a last time");
+    }
+
+    #[test]
+    fn a_linger_ends_once_requests_stop_coming() {
+        // Lingering would last ten minutes; the flush must come once the requests stop.
+        let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
+        let first = group_commit.request();
+        started.recv().unwrap();
+        // Several requests wait when the first flush ends: the flusher lingers for more.
+        let waiting: Vec<Durable> = (0..5).map(|_| group_commit.request()).collect();
+        release.send(Ok(())).unwrap();
+        first.wait_blocking().unwrap();
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the second flush starts without waiting out the linger");
+        release.send(Ok(())).unwrap();
+        for durable in waiting {
+            durable.wait_blocking().unwrap();
+        }
+        drop(release);
+        group_commit.stop().unwrap();
     }
 
     #[test]
