@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, watch};
 use weft_domain::{ErrorKind, Event, EventKind, JobId, JobState, StepId, StepState, Timestamp};
 use weft_store::{JobQuery, StoreError};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EventReceiver};
 
 /// Upper bounds of the attempt duration histogram, in seconds: from a trivial plugin to the
 /// longest deadline anyone should use.
@@ -245,7 +245,7 @@ impl Metrics {
         self.counters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn watch(self: Arc<Self>, mut events: broadcast::Receiver<Event>) {
+    async fn watch(self: Arc<Self>, mut events: EventReceiver) {
         loop {
             let received = events.recv().await;
             let running = {
@@ -254,7 +254,7 @@ impl Metrics {
                     Ok(event) => counters.apply(&event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(
-                            missed,
+                            missed_commits = missed,
                             "metrics fell behind the engine's events; rescanning the store"
                         );
                         if let Err(e) = counters.seed(&self.engine) {

@@ -25,6 +25,7 @@ use super::auth::Viewer;
 use super::error::{ApiError, Denied, Location, Problem};
 use super::extract::{PathParams, QueryParams, parse_param};
 use super::jobs::{JobPath, job_id, load_job};
+use crate::engine::EventReceiver;
 
 /// Events per page when the query does not say.
 const DEFAULT_PAGE: usize = 1_000;
@@ -158,7 +159,7 @@ fn stream(
     state: AppState,
     id: JobId,
     after: u64,
-    wake: broadcast::Receiver<Event>,
+    wake: EventReceiver,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
@@ -179,7 +180,7 @@ async fn pump(
     state: &AppState,
     id: JobId,
     mut after: u64,
-    mut wake: broadcast::Receiver<Event>,
+    mut wake: EventReceiver,
     sender: &mpsc::Sender<SseEvent>,
 ) -> Result<(), StoreError> {
     let store = state.engine.store();

@@ -21,6 +21,7 @@
 
 mod catalogue;
 mod clock;
+mod events;
 mod kv;
 pub mod queue;
 mod run;
@@ -31,13 +32,14 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio::task::AbortHandle;
 use weft_domain::{
-    Effects, Event, Job, JobId, JobIdGenerator, Machine, MachineError, PluginDigest, SourceFormat,
+    Effects, Job, JobId, JobIdGenerator, Machine, MachineError, PluginDigest, SourceFormat,
     TaskKey, Timestamp, WorkflowDefinition, WorkflowName,
 };
 use weft_sandbox::Sandbox;
 use weft_store::{CreateJob, JobMeta, PluginGrants, PluginRecord, Store, StoreError};
 
 pub use catalogue::{Applied, ApplyError, PluginError, problems_text};
+pub use events::EventReceiver;
 pub use kv::StoreKv;
 
 use queue::{Entry, ReadyQueue};
@@ -150,13 +152,10 @@ struct Inner {
     running: Mutex<HashMap<(JobId, TaskKey), Running>>,
     /// Attempts stopped because their plugin was disabled: they end as `interrupted`.
     interrupted: Mutex<std::collections::HashSet<(JobId, TaskKey)>>,
-    events: broadcast::Sender<Event>,
+    events: events::EventSender,
     ids: Mutex<JobIdGenerator>,
     workers: Arc<Semaphore>,
 }
-
-/// Events kept for slow watchers before they must re-read the store.
-const EVENT_BUFFER: usize = 16_384;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -170,7 +169,6 @@ impl Engine {
         sandbox: Sandbox,
         config: EngineConfig,
     ) -> Result<Engine, StoreError> {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let engine = Engine {
             inner: Arc::new(Inner {
                 catalogue: catalogue::Catalogue::new(store.clone(), sandbox.clone()),
@@ -184,7 +182,7 @@ impl Engine {
                 timers_changed: Notify::new(),
                 running: Mutex::default(),
                 interrupted: Mutex::default(),
-                events,
+                events: events::EventSender::new(),
                 ids: Mutex::new(JobIdGenerator::new()),
             }),
         };
@@ -206,7 +204,7 @@ impl Engine {
 
     /// Every event committed from now on, once durable. A watcher that lags behind is told
     /// so by the channel and re-reads the store from its last sequence.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> EventReceiver {
         self.inner.events.subscribe()
     }
 
@@ -434,10 +432,7 @@ impl Engine {
     /// Acts on a durable commit: publishes its events, queues the tasks that can start,
     /// arms retry timers, and forgets a finished job.
     async fn after_commit(&self, id: JobId, effects: &Effects, ready: Vec<TaskKey>) {
-        for event in &effects.events {
-            // No receiver is not an error: nobody is watching.
-            _ = self.inner.events.send(event.clone());
-        }
+        self.inner.events.send(&effects.events);
         if effects.finished.is_some() {
             // Queued tasks of the job are dropped when a worker finds the job gone.
             lock(&self.inner.active).remove(&id);

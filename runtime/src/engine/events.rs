@@ -1,0 +1,119 @@
+//! The engine's live events: every commit's events, published once durable, as one message
+//! per commit, so that a watcher wakes once per commit rather than once per event.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+use weft_domain::Event;
+
+/// Commits kept for slow watchers before they must re-read the store.
+const BUFFER: usize = 4_096;
+
+/// Publishes each commit's events to every [`EventReceiver`].
+#[derive(Debug)]
+pub(super) struct EventSender(broadcast::Sender<Arc<[Event]>>);
+
+impl EventSender {
+    pub fn new() -> Self {
+        EventSender(broadcast::channel(BUFFER).0)
+    }
+
+    /// Publishes the events of one durable commit, in order.
+    pub fn send(&self, events: &[Event]) {
+        if !events.is_empty() && self.0.receiver_count() > 0 {
+            // An error means nobody is watching any more, which is fine.
+            _ = self.0.send(events.into());
+        }
+    }
+
+    pub fn subscribe(&self) -> EventReceiver {
+        EventReceiver {
+            commits: self.0.subscribe(),
+            current: None,
+        }
+    }
+}
+
+/// Every event committed after it was made, in commit order; see [`EventReceiver::recv`].
+#[derive(Debug)]
+pub struct EventReceiver {
+    commits: broadcast::Receiver<Arc<[Event]>>,
+    /// The commit being handed out, and the index of its next event.
+    current: Option<(Arc<[Event]>, usize)>,
+}
+
+impl EventReceiver {
+    /// The next event. A receiver that fell behind gets [`RecvError::Lagged`] with the number
+    /// of commits it missed, and should re-read the store; [`RecvError::Closed`] means the
+    /// engine is gone. Cancel-safe: no event is lost when the future is dropped.
+    pub async fn recv(&mut self) -> Result<Event, RecvError> {
+        loop {
+            if let Some((commit, next)) = &mut self.current {
+                if let Some(event) = commit.get(*next) {
+                    *next += 1;
+                    return Ok(event.clone());
+                }
+                self.current = None;
+            }
+            let commit = self.commits.recv().await?;
+            self.current = Some((commit, 0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_domain::{EventKind, JobId, Timestamp};
+
+    use super::*;
+
+    fn commit(first: u64, count: u64) -> Vec<Event> {
+        let job = JobId::from_parts(Timestamp::EPOCH, [1; 10]);
+        (first..first + count)
+            .map(|sequence| Event::new(job, sequence, Timestamp::EPOCH, EventKind::JobResumed))
+            .collect()
+    }
+
+    async fn sequences(receiver: &mut EventReceiver, count: usize) -> Vec<u64> {
+        let mut sequences = Vec::new();
+        for _ in 0..count {
+            sequences.push(receiver.recv().await.unwrap().sequence);
+        }
+        sequences
+    }
+
+    #[tokio::test]
+    async fn commits_arrive_as_single_events_in_order() {
+        let sender = EventSender::new();
+        let mut receiver = sender.subscribe();
+        sender.send(&commit(1, 3));
+        sender.send(&[]);
+        sender.send(&commit(4, 2));
+        assert_eq!(sequences(&mut receiver, 5).await, [1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_receive_loses_no_event() {
+        let sender = EventSender::new();
+        let mut receiver = sender.subscribe();
+        sender.send(&commit(1, 2));
+        assert_eq!(sequences(&mut receiver, 2).await, [1, 2]);
+        // A receive that is cancelled while it waits, as in a `select!`.
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(1), receiver.recv()).await;
+        assert!(waiting.is_err(), "there is no third event yet");
+        sender.send(&commit(3, 2));
+        assert_eq!(sequences(&mut receiver, 2).await, [3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_falls_behind_is_told_how_many_commits_it_missed() {
+        let sender = EventSender::new();
+        let mut receiver = sender.subscribe();
+        for sequence in 1..=(BUFFER as u64 + 2) {
+            sender.send(&commit(sequence, 1));
+        }
+        assert!(matches!(receiver.recv().await, Err(RecvError::Lagged(2))));
+        assert_eq!(receiver.recv().await.unwrap().sequence, 3);
+    }
+}
