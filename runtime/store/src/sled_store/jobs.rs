@@ -10,12 +10,16 @@
 //! job as of an older commit is dropped once a newer commit is in (only its events stay), so
 //! the latest commit record is the job.
 //!
-//! The indexes (metadata, unfinished jobs, jobs by state, by workflow, idempotency keys) are
-//! plain inserts around the commit record, in an order that keeps them safe to trust after a
-//! crash between any two writes: an entry that says a job exists or is in a state is written
-//! before the commit record that makes it so, and an entry that stops being true is removed
-//! after. So an index may point at a job that was never created or has moved on, and readers
-//! check the job itself; it never misses a job that exists.
+//! The indexes are few, because each costs a write: the metadata entries (which also list
+//! every job, in creation order), jobs by workflow, idempotency keys, the *unfinished* entries
+//! (which say the state of every job not finished, so that lists of pending, running or paused
+//! jobs need no index of their own), and jobs by state for finished jobs only. They are plain
+//! inserts around the commit record, in an order that keeps them safe to trust after a crash
+//! between any two writes: an entry that says a job exists or is in a state is written before
+//! the commit record that makes it so, and an entry that stops being true is removed or
+//! narrowed after. While a job moves between unfinished states its entry names both. So an
+//! index may point at a job that was never created or has moved on, and readers check the job
+//! itself; it never misses a job that exists.
 //!
 //! The checks a write makes before it (the job's previous state, the events already stored)
 //! read the tree without a lock. That is sound because the writes of one job never race: the
@@ -122,9 +126,14 @@ impl LatestCommits {
     }
 }
 
-/// The JSON of a state in an `unfinished` entry.
-fn encode_state(state: JobState) -> Result<Vec<u8>, StoreError> {
-    encode(&state, || "job state".to_owned())
+/// The JSON of the states in an `unfinished` entry: the job's, or, while it moves, both.
+fn encode_states(states: &[JobState]) -> Result<Vec<u8>, StoreError> {
+    encode(&states, || "job states".to_owned())
+}
+
+/// The states an `unfinished` entry names.
+fn decode_states(bytes: &[u8], id: JobId) -> Result<Vec<JobState>, StoreError> {
+    decode(bytes, || format!("unfinished entry of job {id}"))
 }
 
 impl SledStore {
@@ -157,10 +166,10 @@ impl SledStore {
         };
         let last = keys::commit_last(&key)?;
         let (events_json, _) = split_commit(&bytes, || describe_commit(id, last))?;
+        // The job is unfinished while it has an unfinished entry; its state is the stored
+        // job's (the entry may name two, if a crash cut a move short).
         let state = match self.trees.jobs.get(keys::tagged_job(tag::UNFINISHED, id))? {
-            Some(bytes) => Some(decode::<JobState>(&bytes, || {
-                format!("unfinished entry of job {id}")
-            })?),
+            Some(_) => Some(Self::job_in_commit(&key, &bytes, id)?.state()),
             None if !job.state().is_terminal() => return Err(reopened_job(job)),
             None => None,
         };
@@ -236,7 +245,7 @@ impl SledStore {
         check_events(job, events)?;
         let id = job.id();
         let meta_bytes = encode(meta, || format!("metadata of job {id}"))?;
-        let state_bytes = encode_state(job.state())?;
+        let state = job.state();
         let idempotency = meta
             .idempotency_key
             .as_ref()
@@ -256,11 +265,14 @@ impl SledStore {
             return Err(duplicate_job(id));
         }
         tree.insert(keys::tagged_job(tag::META, id), meta_bytes)?;
-        tree.insert(keys::tagged_job(tag::ALL, id), &[])?;
         tree.insert(keys::workflow_job(job.workflow(), id), &[])?;
-        tree.insert(keys::state_job(job.state(), id), &[])?;
-        if !job.state().is_terminal() {
-            tree.insert(keys::tagged_job(tag::UNFINISHED, id), state_bytes)?;
+        if state.is_terminal() {
+            tree.insert(keys::state_job(state, id), &[])?;
+        } else {
+            tree.insert(
+                keys::tagged_job(tag::UNFINISHED, id),
+                encode_states(&[state])?,
+            )?;
         }
         if let Some(key) = &idempotency {
             tree.insert(key.as_slice(), &id.to_bytes())?;
@@ -280,19 +292,19 @@ impl SledStore {
             Some(latest) => latest,
             None => self.read_latest(job)?,
         };
+        // The state the job leaves, when it was unfinished and moves.
         let moved_from = previous.state.filter(|previous| *previous != state);
-        if moved_from.is_some() {
-            tree.insert(keys::state_job(state, id), &[])?;
-        }
+        match moved_from {
+            Some(_) if state.is_terminal() => tree.insert(keys::state_job(state, id), &[])?,
+            Some(from) => tree.insert(&unfinished_key, encode_states(&[from, state])?)?,
+            None => None,
+        };
         let latest = self.write_commit(job, events, Some(previous))?;
-        if state.is_terminal() {
-            tree.remove(unfinished_key)?;
-        } else if moved_from.is_some() {
-            tree.insert(unfinished_key, encode_state(state)?)?;
-        }
-        if let Some(previous) = moved_from {
-            tree.remove(keys::state_job(previous, id))?;
-        }
+        match moved_from {
+            Some(_) if state.is_terminal() => tree.remove(unfinished_key)?,
+            Some(_) => tree.insert(unfinished_key, encode_states(&[state])?)?,
+            None => None,
+        };
         self.latest.put(id, latest);
         Ok(())
     }
@@ -318,9 +330,12 @@ impl SledStore {
 
     pub(super) fn job_page(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
         let prefix = match (query.state, &query.workflow) {
-            (Some(state), _) => keys::state_prefix(state),
+            (Some(state), _) if state.is_terminal() => keys::state_prefix(state),
+            // Unfinished jobs in that state, told by their entries.
+            (Some(_), _) => vec![tag::UNFINISHED],
             (None, Some(workflow)) => keys::tagged_name(tag::BY_WORKFLOW, workflow.as_str()),
-            (None, None) => vec![tag::ALL],
+            // Every job has metadata.
+            (None, None) => vec![tag::META],
         };
         let tree = &self.trees.jobs;
         let entries = match query.cursor {
@@ -330,10 +345,21 @@ impl SledStore {
             }
             None => tree.scan_prefix(prefix).rev(),
         };
+        let unfinished_in = query.state.filter(|state| !state.is_terminal());
         let candidates = entries.filter_map(|entry| {
             entry
                 .map_err(StoreError::from)
-                .and_then(|(key, _)| self.indexed_job(&key))
+                .and_then(|(key, value)| match unfinished_in {
+                    Some(state) => {
+                        let id = keys::trailing_job_id(&key)?;
+                        if decode_states(&value, id)?.contains(&state) {
+                            self.job_record(id)
+                        } else {
+                            Ok(None)
+                        }
+                    }
+                    None => self.indexed_job(&key),
+                })
                 .transpose()
         });
         let matching = candidates.filter(|job| job.as_ref().map_or(true, |job| query.matches(job)));

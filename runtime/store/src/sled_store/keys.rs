@@ -63,13 +63,13 @@ pub(super) mod tag {
     /// `c ++ job id ++ last event sequence` -> one commit of the job: its events, and the job
     /// as of that commit (kept in the latest commit only).
     pub const COMMIT: u8 = b'c';
-    /// `a ++ job id` -> nothing: every job, in creation order.
-    pub const ALL: u8 = b'a';
-    /// `m ++ job id` -> the job's metadata.
+    /// `m ++ job id` -> the job's metadata. Every job has one: they list every job, in
+    /// creation order.
     pub const META: u8 = b'm';
-    /// `u ++ job id` -> the state of a job that is not finished.
+    /// `u ++ job id` -> the states (a JSON array) of a job that is not finished: its state,
+    /// or, while it moves from one to another, both.
     pub const UNFINISHED: u8 = b'u';
-    /// `s ++ state ++ 0x00 ++ job id` -> nothing.
+    /// `s ++ state ++ 0x00 ++ job id` -> nothing, for finished jobs.
     pub const BY_STATE: u8 = b's';
     /// `w ++ workflow ++ 0x00 ++ job id` -> nothing.
     pub const BY_WORKFLOW: u8 = b'w';

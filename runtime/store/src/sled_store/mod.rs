@@ -41,7 +41,7 @@ use group_commit::GroupCommit;
 
 /// Version of the database layout: the set of trees and their key layouts. Bumped, with a
 /// migration, when either changes.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+pub const STORE_FORMAT_VERSION: u32 = 3;
 
 /// Key of the layout version in the `meta` tree.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
