@@ -8,9 +8,13 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "common/report.rs"]
+mod report;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::daemon::{Daemon, DaemonConfig, RawConfig};
 
@@ -132,7 +136,7 @@ async fn first_event(base: &str) -> f64 {
     pct(&samples, 0.5)
 }
 
-async fn measure() -> Vec<serde_json::Value> {
+async fn measure() -> Vec<Row> {
     let dir = tempfile::tempdir().unwrap();
     let config = DaemonConfig::new(
         dir.path().to_path_buf(),
@@ -189,9 +193,12 @@ async fn measure() -> Vec<serde_json::Value> {
     let (few_rate, api_few) = load(jobs_url, body, FEW_CLIENTS).await;
     let sse = first_event(&base).await;
     _ = daemon.shutdown().await;
-    let row = |measure: &str, value: f64, unit: &str, baseline: Option<f64>, note: &str| {
-        json!({"measure": measure, "value": value, "unit": unit, "baseline": baseline,
-               "ratio": baseline.map(|b| value / b), "note": note})
+    let row = |name: &str, value: f64, unit, baseline, note| Row {
+        name: name.to_owned(),
+        value,
+        unit,
+        baseline,
+        note,
     };
     vec![
         row(
@@ -253,43 +260,6 @@ fn main() {
         .build()
         .unwrap();
     let rows = rt.block_on(measure());
-    println!(
-        "{:<40} {:>12} {:>9} {:>12} {:>8}  note",
-        "measure", "value", "unit", "baseline", "ratio"
-    );
-    for r in &rows {
-        let baseline = r["baseline"]
-            .as_f64()
-            .map(|b| format!("{b:.2}"))
-            .unwrap_or_default();
-        let ratio = r["ratio"]
-            .as_f64()
-            .map(|x| format!("{x:.2}x"))
-            .unwrap_or_default();
-        println!(
-            "{:<40} {:>12.2} {:>9} {:>12} {:>8}  {}",
-            r["measure"].as_str().unwrap(),
-            r["value"].as_f64().unwrap(),
-            r["unit"].as_str().unwrap(),
-            baseline,
-            ratio,
-            r["note"].as_str().unwrap()
-        );
-    }
-    let dir = std::env::var_os("WEFT_BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(
-                std::env::var("CARGO_MANIFEST_DIR")
-                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-            )
-            .join("../target/bench")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("api.json"),
-        serde_json::to_string_pretty(&rows).unwrap(),
-    )
-    .unwrap();
-    println!("\nwrote {}", dir.join("api.json").display());
+    print_table(&rows);
+    write_json(&rows, "api");
 }

@@ -14,11 +14,15 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "common/report.rs"]
+mod report;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::engine::{Engine, EngineConfig, StartJob, StoreKv};
 use weft_domain::{EventKind, JobId, SourceFormat};
@@ -47,14 +51,6 @@ fn component(var: &str, default: &str, name: &str) -> Vec<u8> {
     let path = plugin_dir(var, default).join(format!("{name}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask bench engine`", path.display()))
-}
-
-struct Row {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    baseline: Option<f64>,
-    note: &'static str,
 }
 
 fn sandbox(store: &Arc<dyn Store>, artifacts: &Path) -> Sandbox {
@@ -578,42 +574,5 @@ fn main() {
         memory_phase(&mut rows);
     }
     print_table(&rows);
-    write_json(&rows);
-}
-
-fn print_table(rows: &[Row]) {
-    println!(
-        "{:<58} {:>12} {:>9} {:>12} {:>8}  note",
-        "measure", "value", "unit", "baseline", "ratio"
-    );
-    for r in rows {
-        let (baseline, ratio) = match r.baseline {
-            Some(b) => (format!("{b:.1}"), format!("{:.2}x", r.value / b)),
-            None => (String::new(), String::new()),
-        };
-        println!(
-            "{:<58} {:>12.1} {:>9} {:>12} {:>8}  {}",
-            r.name, r.value, r.unit, baseline, ratio, r.note
-        );
-    }
-}
-
-fn write_json(rows: &[Row]) {
-    let dir = std::env::var_os("WEFT_BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(
-                std::env::var("CARGO_MANIFEST_DIR")
-                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-            )
-            .join("../target/bench")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    let json: Vec<_> = rows
-        .iter()
-        .map(|r| json!({"measure": r.name, "value": r.value, "unit": r.unit, "baseline": r.baseline, "ratio": r.baseline.map(|b| r.value / b), "note": r.note}))
-        .collect();
-    let path = dir.join("engine.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-    println!("\nwrote {}", path.display());
+    write_json(&rows, "engine");
 }

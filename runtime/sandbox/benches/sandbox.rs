@@ -11,10 +11,14 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "../../benches/common/report.rs"]
+mod report;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use report::{Row, print_table, write_json};
 use weft_sandbox::{
     Grants, MemoryKv, Plugin, RunRequest, Sandbox, SandboxConfig, StepLimitsOverride,
 };
@@ -63,14 +67,6 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-struct Row {
-    name: &'static str,
-    value: f64,
-    unit: &'static str,
-    baseline: Option<f64>,
-    note: &'static str,
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -79,7 +75,7 @@ fn main() {
         .unwrap();
     let rows = runtime.block_on(measure());
     print_table(&rows);
-    write_json(&rows);
+    write_json(&rows, "sandbox");
 }
 
 async fn measure() -> Vec<Row> {
@@ -116,14 +112,14 @@ async fn compile_vs_cached() -> Vec<Row> {
     let cached = percentile(&cached, 0.5);
     vec![
         Row {
-            name: "load transform: cold compile (median)",
+            name: "load transform: cold compile (median)".into(),
             value: cold.as_secs_f64() * 1e3,
             unit: "ms",
             baseline: None,
             note: "validate + compile + write artifact + describe",
         },
         Row {
-            name: "load transform: cached artifact (median)",
+            name: "load transform: cached artifact (median)".into(),
             value: cached.as_secs_f64() * 1e3,
             unit: "ms",
             baseline: Some(cold.as_secs_f64() * 1e3),
@@ -158,28 +154,28 @@ async fn echo_steps() -> Vec<Row> {
     let native_two = native_throughput(2);
     vec![
         Row {
-            name: "echo step, fresh instance (median)",
+            name: "echo step, fresh instance (median)".into(),
             value: micros(percentile(&times, 0.5)),
             unit: "µs",
             baseline: Some(micros(native)),
             note: "baseline: the same JSON parse + serialize natively",
         },
         Row {
-            name: "echo step, fresh instance (p99)",
+            name: "echo step, fresh instance (p99)".into(),
             value: micros(percentile(&times, 0.99)),
             unit: "µs",
             baseline: Some(micros(native)),
             note: "",
         },
         Row {
-            name: "echo steps/s, 1 thread",
+            name: "echo steps/s, 1 thread".into(),
             value: one,
             unit: "steps/s",
             baseline: Some(native_one),
             note: "baseline: native calls/s",
         },
         Row {
-            name: "echo steps/s, 2 threads",
+            name: "echo steps/s, 2 threads".into(),
             value: two,
             unit: "steps/s",
             baseline: Some(native_two),
@@ -277,52 +273,10 @@ async fn fuel_overhead() -> Vec<Row> {
         medians.push(percentile(&times, 0.5));
     }
     vec![Row {
-        name: "burn (CPU-bound), fuel metered (median)",
+        name: "burn (CPU-bound), fuel metered (median)".into(),
         value: medians[1].as_secs_f64() * 1e3,
         unit: "ms",
         baseline: Some(medians[0].as_secs_f64() * 1e3),
         note: "baseline: same engine settings without fuel metering",
     }]
-}
-
-fn print_table(rows: &[Row]) {
-    println!(
-        "{:<44} {:>14} {:>9} {:>14} {:>9}  note",
-        "measure", "value", "unit", "baseline", "ratio"
-    );
-    for r in rows {
-        let (baseline, ratio) = match r.baseline {
-            Some(b) => (format!("{b:.2}"), format!("{:.2}x", r.value / b)),
-            None => (String::new(), String::new()),
-        };
-        println!(
-            "{:<44} {:>14.2} {:>9} {:>14} {:>9}  {}",
-            r.name, r.value, r.unit, baseline, ratio, r.note
-        );
-    }
-}
-
-fn write_json(rows: &[Row]) {
-    let dir = std::env::var_os("WEFT_BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(
-                std::env::var("CARGO_MANIFEST_DIR")
-                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-            )
-            .join("../../target/bench")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    let json: Vec<_> = rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "measure": r.name, "value": r.value, "unit": r.unit,
-                "baseline": r.baseline, "ratio": r.baseline.map(|b| r.value / b), "note": r.note,
-            })
-        })
-        .collect();
-    let path = dir.join("sandbox.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-    println!("\nwrote {}", path.display());
 }

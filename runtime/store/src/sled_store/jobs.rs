@@ -296,7 +296,7 @@ impl SledStore {
         let moved_from = previous.state.filter(|previous| *previous != state);
         match moved_from {
             Some(_) if state.is_terminal() => tree.insert(keys::state_job(state, id), &[])?,
-            Some(from) => tree.insert(&unfinished_key, encode_states(&[from, state])?)?,
+            Some(from) => tree.insert(unfinished_key, encode_states(&[from, state])?)?,
             None => None,
         };
         let latest = self.write_commit(job, events, Some(previous))?;
