@@ -25,29 +25,18 @@ fn pointer_escape(field: &str) -> String {
 }
 
 /// Checks `input` against version `version` (the latest if `None`) of `workflow`. A missing
-/// workflow passes: the engine reports it.
+/// or unreadable workflow passes: the engine reports it.
 pub fn check(
     state: &AppState,
     workflow: &WorkflowName,
     version: Option<u32>,
     input: &Value,
 ) -> Result<(), ApiError> {
-    let store = state.engine.store();
-    let found = match version {
-        Some(v) => store.definition(workflow, v)?.map(|d| (v, d)),
-        None => store.latest_definition(workflow)?,
-    };
-    let Some((version, definition)) = found else {
+    let Some(definition) = state.engine.definition(workflow, version)? else {
         return Ok(());
     };
-    let spec = definition.get("input");
-    let required = spec
-        .and_then(|s| s.get("required"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str);
-    for field in required {
+    let spec = definition.input();
+    for field in &spec.required {
         if input.get(field).is_none() {
             return Err(ApiError::Unprocessable {
                 detail: format!("workflow {workflow} requires the input field `{field}`"),
@@ -55,7 +44,7 @@ pub fn check(
             });
         }
     }
-    let Some(validator) = validator(state, workflow, version, spec.and_then(|s| s.get("schema")))?
+    let Some(validator) = validator(state, workflow, definition.version(), spec.schema.as_ref())?
     else {
         return Ok(());
     };

@@ -208,6 +208,23 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
+    /// The definition a job started now would run: `version` of `name`, or its latest.
+    /// `Ok(None)` when there is no such version, or it cannot be read (starting a job says
+    /// why). Cached, as versions never change once stored.
+    pub fn definition(
+        &self,
+        name: &WorkflowName,
+        version: Option<u32>,
+    ) -> Result<Option<Arc<WorkflowDefinition>>, StoreError> {
+        match self.inner.catalogue.resolve_definition(name, version) {
+            Ok(definition) => Ok(Some(definition)),
+            Err(catalogue::DefinitionLookup::Store(e)) => Err(e),
+            Err(
+                catalogue::DefinitionLookup::Missing | catalogue::DefinitionLookup::Unreadable(_),
+            ) => Ok(None),
+        }
+    }
+
     /// Number of jobs not finished yet.
     pub fn unfinished_count(&self) -> usize {
         lock(&self.inner.active).len()

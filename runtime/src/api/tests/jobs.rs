@@ -172,6 +172,29 @@ async fn starting_checks_the_workflow_and_the_input() {
     }
     h.start("typed", json!({"input": {"device": "d", "count": 2}}))
         .await;
+
+    // A new version's input rules apply to the next start, and the old ones to its version.
+    h.apply(json!({
+        "name": "typed", "version": 2,
+        "input": {"required": ["device", "site"]},
+        "steps": [{"id": "say", "plugin": "echo@0", "input": {}}]
+    }))
+    .await;
+    let problem = h
+        .post(
+            "/api/v1/workflows/typed/jobs",
+            json!({"input": {"device": "d"}}),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY)
+        .problem();
+    assert_eq!(problem["pointer"], "/input/site", "{problem}");
+    h.post(
+        "/api/v1/workflows/typed/jobs",
+        json!({"input": {"device": "d"}, "version": 1}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
 }
 
 #[tokio::test]
