@@ -206,6 +206,50 @@ async fn a_retryable_failure_is_retried_with_backoff_then_fails_the_job() {
 }
 
 #[tokio::test]
+async fn a_retry_that_fell_due_while_the_job_was_paused_runs_after_resume() {
+    let engine = engine().await;
+    apply(
+        &engine,
+        json!({
+            "name": "flaky", "version": 1,
+            "steps": [
+                {"id": "call", "plugin": "weft-fixture-fail@0",
+                 "retry": {"max_attempts": 2, "initial_interval_ms": 200, "jitter": 0},
+                 "input": {"code": "unavailable", "message": "try later", "retryable": true}}
+            ]
+        }),
+    )
+    .await;
+    let id = engine
+        .start_job(start_request("flaky", json!({}), None))
+        .await
+        .unwrap();
+    let job_state = |engine: &Engine| engine.job(id).unwrap().unwrap();
+    wait_until("the first attempt to fail", Duration::from_secs(10), || {
+        let job = job_state(&engine);
+        let task = job
+            .step(&"call".parse().unwrap())
+            .unwrap()
+            .task(None)
+            .unwrap();
+        task.retry_at().is_some()
+    })
+    .await;
+    engine.pause_job(id).await.unwrap();
+    // The retry falls due, and its timer fires, while the job is paused.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(job_state(&engine).state(), JobState::Paused);
+    engine.resume_job(id).await.unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(10), engine.wait_finished(id))
+        .await
+        .expect("the retry runs once the job is resumed")
+        .unwrap();
+    assert_eq!(job.state(), JobState::Failed);
+    let call = job.step(&"call".parse().unwrap()).unwrap();
+    assert_eq!(call.task(None).unwrap().attempts().len(), 2);
+}
+
+#[tokio::test]
 async fn cancelling_a_job_stops_its_running_step() {
     let engine = engine().await;
     apply(
@@ -244,6 +288,65 @@ async fn cancelling_a_job_stops_its_running_step() {
     let quick = run_job(&engine, "quick", json!({})).await;
     assert_eq!(quick.state(), JobState::Succeeded);
     assert!(cancelled_at.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_retry_keeps_its_due_time_on_a_new_engine() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let call: weft_domain::StepId = "call".parse().unwrap();
+    let due = |engine: &Engine, id| {
+        let job = engine.job(id).unwrap().unwrap();
+        job.step(&call).unwrap().task(None).unwrap().retry_at()
+    };
+    // The first engine runs the first attempt, then stops with its runtime before the retry
+    // is due.
+    let (id, due_at) = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async {
+                    let first = engine_on(store.clone(), 1).await;
+                    apply(
+                        &first,
+                        json!({
+                            "name": "flaky", "version": 1,
+                            "steps": [
+                                {"id": "call", "plugin": "weft-fixture-fail@0",
+                                 "retry": {"max_attempts": 2, "initial_interval_ms": 1500, "jitter": 0},
+                                 "input": {"code": "unavailable", "retryable": true}}
+                            ]
+                        }),
+                    )
+                    .await;
+                    let id = first
+                        .start_job(start_request("flaky", json!({}), None))
+                        .await
+                        .unwrap();
+                    wait_until("the first attempt to fail", Duration::from_secs(10), || {
+                        due(&first, id).is_some()
+                    })
+                    .await;
+                    (id, due(&first, id).unwrap())
+                })
+            })
+            .join()
+            .unwrap()
+    });
+
+    let second = Engine::start(store, sandbox(), EngineConfig::default())
+        .await
+        .unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(10), second.wait_finished(id))
+        .await
+        .expect("the new engine runs the retry")
+        .unwrap();
+    assert_eq!(job.state(), JobState::Failed);
+    let attempts = job.step(&call).unwrap().task(None).unwrap().attempts();
+    assert_eq!(attempts.len(), 2);
+    assert!(
+        attempts[1].started_at >= due_at,
+        "the retry waited for its due time"
+    );
 }
 
 #[tokio::test]

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio::task::AbortHandle;
 use weft_domain::{
-    Effects, Job, JobId, JobIdGenerator, Machine, MachineError, PluginDigest, SourceFormat,
-    TaskKey, Timestamp, WorkflowDefinition, WorkflowName,
+    Effects, EventKind, Job, JobId, JobIdGenerator, Machine, MachineError, PluginDigest,
+    SourceFormat, TaskKey, Timestamp, WorkflowDefinition, WorkflowName,
 };
 use weft_sandbox::Sandbox;
 use weft_store::{CreateJob, JobMeta, PluginGrants, PluginRecord, Store, StoreError};
@@ -320,6 +320,12 @@ impl Engine {
             }
             let id = job.id();
             let ready = job.claimable_tasks(now);
+            // Retries keep the due times they were given before the restart.
+            self.arm(
+                job.tasks()
+                    .filter_map(|(key, task)| task.retry_at().map(|due| (due, id, key)))
+                    .collect(),
+            );
             self.admit(Active {
                 job,
                 meta,
@@ -458,17 +464,36 @@ impl Engine {
         let Some(active) = self.active(id) else {
             return;
         };
-        let guard = active.lock().await;
-        let mut timers = Vec::new();
-        for (key, task) in guard.job.tasks() {
-            if let Some(due) = task.retry_at() {
-                timers.push((due, id, key));
+        // Retries this commit scheduled. (One that falls due while its job is paused has its
+        // timer dropped; resuming the job makes it ready.)
+        let timers: Vec<_> = effects
+            .events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::StepRetrying {
+                    step, item, due_at, ..
+                } => Some((
+                    *due_at,
+                    id,
+                    TaskKey {
+                        step: step.clone(),
+                        item: *item,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        if !ready.is_empty() {
+            let guard = active.lock().await;
+            for task in ready {
+                self.enqueue(&guard, task);
             }
         }
-        for task in ready {
-            self.enqueue(&guard, task);
-        }
-        drop(guard);
+        self.arm(timers);
+    }
+
+    /// Adds retry timers.
+    fn arm(&self, timers: Vec<(Timestamp, JobId, TaskKey)>) {
         if !timers.is_empty() {
             lock(&self.inner.timers).extend(timers);
             self.inner.timers_changed.notify_one();
