@@ -45,6 +45,17 @@ async fn apply(engine: &Engine, definition: Value) {
 }
 
 /// A request to start `workflow` with `input`, at default priority and queue.
+/// Workflow `flaky`: one step, `call`, whose plugin always fails retryably, with `retry`.
+fn flaky(retry: Value) -> Value {
+    json!({
+        "name": "flaky", "version": 1,
+        "steps": [
+            {"id": "call", "plugin": "weft-fixture-fail@0", "retry": retry,
+             "input": {"code": "unavailable", "message": "try later", "retryable": true}}
+        ]
+    })
+}
+
 fn start_request(workflow: &str, input: Value, idempotency_key: Option<&str>) -> StartJob {
     StartJob {
         workflow: workflow.parse().unwrap(),
@@ -178,14 +189,7 @@ async fn a_retryable_failure_is_retried_with_backoff_then_fails_the_job() {
     let engine = engine().await;
     apply(
         &engine,
-        json!({
-            "name": "flaky", "version": 1,
-            "steps": [
-                {"id": "call", "plugin": "weft-fixture-fail@0",
-                 "retry": {"max_attempts": 3, "initial_interval_ms": 50, "multiplier": 2.0, "max_interval_ms": 1000},
-                 "input": {"code": "unavailable", "message": "try later", "retryable": true}}
-            ]
-        }),
+        flaky(json!({"max_attempts": 3, "initial_interval_ms": 50, "multiplier": 2.0, "max_interval_ms": 1000})),
     )
     .await;
     let started = std::time::Instant::now();
@@ -210,14 +214,7 @@ async fn a_retry_that_fell_due_while_the_job_was_paused_runs_after_resume() {
     let engine = engine().await;
     apply(
         &engine,
-        json!({
-            "name": "flaky", "version": 1,
-            "steps": [
-                {"id": "call", "plugin": "weft-fixture-fail@0",
-                 "retry": {"max_attempts": 2, "initial_interval_ms": 200, "jitter": 0},
-                 "input": {"code": "unavailable", "message": "try later", "retryable": true}}
-            ]
-        }),
+        flaky(json!({"max_attempts": 2, "initial_interval_ms": 200, "jitter": 0})),
     )
     .await;
     let id = engine
@@ -308,14 +305,7 @@ async fn a_retry_keeps_its_due_time_on_a_new_engine() {
                     let first = engine_on(store.clone(), 1).await;
                     apply(
                         &first,
-                        json!({
-                            "name": "flaky", "version": 1,
-                            "steps": [
-                                {"id": "call", "plugin": "weft-fixture-fail@0",
-                                 "retry": {"max_attempts": 2, "initial_interval_ms": 1500, "jitter": 0},
-                                 "input": {"code": "unavailable", "retryable": true}}
-                            ]
-                        }),
+                        flaky(json!({"max_attempts": 2, "initial_interval_ms": 1500, "jitter": 0})),
                     )
                     .await;
                     let id = first
