@@ -166,10 +166,13 @@ impl SledStore {
         };
         let last = keys::commit_last(&key)?;
         let (events_json, _) = split_commit(&bytes, || describe_commit(id, last))?;
-        // The job is unfinished while it has an unfinished entry; its state is the stored
-        // job's (the entry may name two, if a crash cut a move short).
+        // The job is unfinished while it has an unfinished entry, which names its state; if
+        // a crash cut a move short it names two, and the stored job says which holds.
         let state = match self.trees.jobs.get(keys::tagged_job(tag::UNFINISHED, id))? {
-            Some(_) => Some(Self::job_in_commit(&key, &bytes, id)?.state()),
+            Some(entry) => match decode_states(&entry, id)?.as_slice() {
+                [state] => Some(*state),
+                _ => Some(Self::job_in_commit(&key, &bytes, id)?.state()),
+            },
             None if !job.state().is_terminal() => return Err(reopened_job(job)),
             None => None,
         };
