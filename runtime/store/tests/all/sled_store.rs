@@ -1,7 +1,7 @@
 //! What only the on-disk store promises: everything survives closing and reopening, and
 //! concurrent commits share flushes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -175,6 +175,9 @@ fn concurrent_commits_share_flushes() {
     );
 }
 
+/// Threads that ask for durability at about the same time are served by a shared flush. The
+/// threads meet at a barrier between committing and asking, so that how they are scheduled
+/// on a loaded machine does not decide how far their requests are spread out.
 #[test]
 fn concurrent_threads_share_flushes() {
     const THREADS: u64 = 16;
@@ -182,14 +185,16 @@ fn concurrent_threads_share_flushes() {
     let dir = temp_dir();
     let store = open_sled(&dir);
     let definition = workflow("erase");
+    let committed = Barrier::new(THREADS as usize);
     thread::scope(|scope| {
         for thread in 0..THREADS {
-            let (store, definition) = (&store, &definition);
+            let (store, definition, committed) = (&store, &definition, &committed);
             scope.spawn(move || {
                 for n in 0..JOBS_PER_THREAD {
                     let (job, created) = job(definition, 1_000 * thread + n);
                     let meta = JobMeta::new(0, "default", None);
                     store.create_job(&job, &meta, &[created]).unwrap();
+                    committed.wait();
                     store.durable().wait_blocking().unwrap();
                 }
             });
