@@ -11,6 +11,10 @@
 //!   process of its own, so earlier phases do not count).
 //!
 //! Prints a table and writes `engine.json` into `WEFT_BENCH_OUT` (default `target/bench`).
+//!
+//! `WEFT_BENCH_PHASES=profile` runs none of that: only rounds of 3-step chains for
+//! `WEFT_BENCH_PROFILE_SECS` (default 20), printing each round's rate and CPU per step, so
+//! that a profiler attached to it samples the engine's steady state and nothing else.
 
 #![allow(clippy::print_stdout)]
 
@@ -314,6 +318,26 @@ async fn job_record_bytes(engine: &Engine) -> usize {
     serde_json::to_vec(&job).unwrap().len()
 }
 
+/// Rounds of 3-step chains and nothing else; see the module documentation.
+async fn profile_phase() {
+    let seconds: u64 = std::env::var("WEFT_BENCH_PROFILE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let engine = engine(store.clone(), &dir.path().join("artifacts"), WORKERS).await;
+    setup(&engine).await;
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until {
+        let run = throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
+        eprintln!(
+            "chains: {:.0} steps/s, {:.0} us CPU per step",
+            run.rate, run.cpu_us_per_step
+        );
+    }
+}
+
 async fn main_phases(out: &mut Vec<Row>) {
     let dir = tempfile::tempdir().unwrap();
     let artifacts = dir.path().join("artifacts");
@@ -559,6 +583,15 @@ fn main() {
         .unwrap_or_else(|_| "throughput,recovery,memory".to_owned());
     let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let mut rows = Vec::new();
+    if wanted("profile") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(profile_phase());
+        return;
+    }
     if wanted("throughput") {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
