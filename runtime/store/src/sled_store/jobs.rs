@@ -2,21 +2,23 @@
 //! back.
 //!
 //! Every record about jobs lives in one tree, the kinds told apart by the tag that starts each
-//! key ([`keys::tag`]). The heart of it is the *commit record*: one per commit of a job, keyed
-//! by the job and the sequence number of the commit's last event, holding that commit's events
-//! and the job as it stands after it. A commit is therefore a single sled insert, which sled
-//! makes atomic by itself; sled's batches and transactions would serialize every writer on a
-//! global lock and write the log once per commit, which costs an order of magnitude more. The
-//! job as of an older commit is dropped once a newer commit is in (only its events stay), so
-//! the latest commit record is the job.
+//! key ([`keys::tag`]). The heart of it is each job's *head record*: the job as of its latest
+//! commit, with the events committed since its last *chunk*. A commit rewrites the head in a
+//! single sled insert, which sled makes atomic by itself; sled's batches and transactions would
+//! serialize every writer on a global lock and write the log once per commit, which costs an
+//! order of magnitude more. Rewriting a key is also far cheaper in sled than adding one, so
+//! events gather in the head until they pass [`CHUNK_BYTES`]; the commit that passes it first
+//! writes them out as a chunk of their own, keyed by its last event, and starts the head's
+//! events afresh. A crash between the two writes leaves the same events in the chunk and in
+//! the head, and readers take each event once.
 //!
 //! The indexes are few, because each costs a write: the metadata entries (which also list
 //! every job, in creation order), jobs by workflow, idempotency keys, the *unfinished* entries
 //! (which say the state of every job not finished, so that lists of pending, running or paused
 //! jobs need no index of their own), and jobs by state for finished jobs only. They are plain
-//! inserts around the commit record, in an order that keeps them safe to trust after a crash
+//! inserts around the head, in an order that keeps them safe to trust after a crash
 //! between any two writes: an entry that says a job exists or is in a state is written before
-//! the commit record that makes it so, and an entry that stops being true is removed or
+//! the head that makes it so, and an entry that stops being true is removed or
 //! narrowed after. While a job moves between unfinished states its entry names both. So an
 //! index may point at a job that was never created or has moved on, and readers check the job
 //! itself; it never misses a job that exists.
@@ -25,7 +27,7 @@
 //! read the tree without a lock. That is sound because the writes of one job never race: the
 //! engine commits a job only under that job's lock, and creations are serialized by
 //! [`SledStore`]'s creation lock. For the same reason the store can remember each unfinished
-//! job's latest commit ([`LatestCommits`]) instead of reading it back before the next one.
+//! job's head ([`LatestCommits`]) instead of reading it back before the next commit.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -42,15 +44,50 @@ use crate::job::{
     CreateJob, JobMeta, JobPage, JobQuery, check_events, duplicate_job, reopened_job,
 };
 
-/// Length of the header of a commit record: the length of its events' JSON, little-endian.
-const HEADER_LEN: usize = 4;
+/// The JSON of no events.
+const EMPTY_ARRAY: &[u8] = b"[]";
 
-fn describe_commit(id: JobId, last: u64) -> String {
-    format!("commit {last} of job {id}")
+/// Two JSON arrays as serde_json writes them (no whitespace around the brackets), joined into
+/// one.
+fn join_arrays(first: &[u8], second: &[u8]) -> Vec<u8> {
+    if first == EMPTY_ARRAY {
+        return second.to_vec();
+    }
+    if second == EMPTY_ARRAY {
+        return first.to_vec();
+    }
+    let mut joined = Vec::with_capacity(first.len() + second.len());
+    joined.extend_from_slice(&first[..first.len().saturating_sub(1)]);
+    joined.push(b',');
+    joined.extend_from_slice(second.get(1..).unwrap_or_default());
+    joined
 }
 
-/// A commit record's bytes: the header, the events as a JSON array, then the job as JSON, or
-/// nothing once a newer commit holds the job.
+/// Length of the header of a head or chunk record: the length of its events' JSON, little-endian.
+const HEADER_LEN: usize = 4;
+
+/// Events gathered in a head beyond this are written out as a chunk.
+const CHUNK_BYTES: usize = 4 * 1024;
+
+fn describe_chunk(id: JobId, last: u64) -> String {
+    format!("events of job {id} through {last}")
+}
+
+fn describe_head(id: JobId) -> String {
+    format!("latest commit of job {id}")
+}
+
+/// What a record of a job's tree is, by its key: a chunk or the head.
+fn describe_record(id: JobId, key: &[u8]) -> String {
+    match keys::commit_last(key) {
+        Ok(u64::MAX) => describe_head(id),
+        Ok(last) => describe_chunk(id, last),
+        Err(_) => format!("a record of job {id}"),
+    }
+}
+
+/// A head or chunk record's bytes: the header, the events as a JSON array, then (in a head)
+/// the job as JSON.
 pub(super) fn encode_commit(
     events_json: &[u8],
     job: Option<&Job>,
@@ -68,7 +105,7 @@ pub(super) fn encode_commit(
     Ok(bytes)
 }
 
-/// A commit record split into its events' JSON and its job's JSON (empty when dropped).
+/// A head or chunk record split into its events' JSON and its job's JSON (empty in a chunk).
 pub(super) fn split_commit(
     bytes: &[u8],
     what: impl Fn() -> String,
@@ -87,19 +124,19 @@ pub(super) fn split_commit(
 /// it back instead, so that a few huge commits cannot hold much memory.
 const MAX_REMEMBERED_EVENTS_BYTES: usize = 16 * 1024;
 
-/// What a commit needs of the job's latest commit record: its key, its events (to rewrite it
-/// without the job), and the job's state in it.
+/// What a commit needs of the job's head record: the last event stored, the events in the
+/// head (to add to them), and the job's state in it.
 #[derive(Debug)]
 struct Latest {
-    /// Sequence number of its last event: its key.
+    /// Sequence number of the job's last stored event.
     last: u64,
-    /// Its events, as stored.
+    /// The events in the head, as stored: a JSON array.
     events_json: Vec<u8>,
     /// The job's state in it; `None` when the job had finished.
     state: Option<JobState>,
 }
 
-/// The latest commit of each unfinished job this store wrote. A job's entry is taken out for
+/// The head of each unfinished job this store wrote. A job's entry is taken out for
 /// its next commit and put back once that commit's writes all succeeded, so after a failed
 /// write the next commit reads the tree instead of trusting a stale entry.
 #[derive(Debug, Default)]
@@ -136,42 +173,67 @@ fn decode_states(bytes: &[u8], id: JobId) -> Result<Vec<JobState>, StoreError> {
     decode(bytes, || format!("unfinished entry of job {id}"))
 }
 
+/// Moves every job of a database of store format 3 to this layout. There, the latest of a job's
+/// commit records (keyed like chunks) held the job and that commit's events: a copy of it
+/// becomes the head. The record itself stays, a chunk whose events the head repeats, which
+/// readers take once; a crash during the migration leaves it to be run again.
+pub(super) fn migrate_from_3(tree: &sled::Tree) -> Result<(), StoreError> {
+    let mut migrated = 0_u64;
+    for key in tree.scan_prefix([tag::META]).keys() {
+        let id = keys::trailing_job_id(&key?)?;
+        let records = keys::commit(id, 0)..=keys::head(id);
+        let Some((key, latest)) = tree.range(records).next_back().transpose()? else {
+            continue;
+        };
+        if key.as_ref() != keys::head(id).as_slice() {
+            tree.insert(keys::head(id), latest)?;
+            migrated += 1;
+        }
+    }
+    tree.flush()?;
+    tracing::info!(jobs = migrated, "moved jobs to store format 4");
+    Ok(())
+}
+
 impl SledStore {
-    /// The latest commit record of a job, with its key.
-    fn latest_commit(&self, id: JobId) -> Result<Option<(IVec, IVec)>, StoreError> {
-        let commits = keys::commit(id, 0)..=keys::commit(id, u64::MAX);
-        Ok(self.trees.jobs.range(commits).next_back().transpose()?)
+    /// A job's head record.
+    fn head(&self, id: JobId) -> Result<Option<IVec>, StoreError> {
+        Ok(self.trees.jobs.get(keys::head(id))?)
     }
 
-    /// The job in a commit record.
-    fn job_in_commit(key: &[u8], bytes: &[u8], id: JobId) -> Result<Job, StoreError> {
-        let last = keys::commit_last(key)?;
-        let (_, job) = split_commit(bytes, || describe_commit(id, last))?;
+    /// Whether the job exists: whether it has a head.
+    fn has_head(&self, id: JobId) -> Result<bool, StoreError> {
+        Ok(self.trees.jobs.contains_key(keys::head(id))?)
+    }
+
+    /// The job in its head record.
+    fn job_in_head(bytes: &[u8], id: JobId) -> Result<Job, StoreError> {
+        let (_, job) = split_commit(bytes, || describe_head(id))?;
         if job.is_empty() {
             return Err(StoreError::corrupt(
                 format!("job {id}"),
-                "its latest commit does not hold the job",
+                "its head does not hold the job",
             ));
         }
         decode(job, || format!("job {id}"))
     }
 
-    /// The job's latest commit, read from the tree. `job` is the job about to be committed
-    /// on top of it.
+    /// The job's head, read from the tree. `job` is the job about to be committed on top of
+    /// it.
     fn read_latest(&self, job: &Job) -> Result<Latest, StoreError> {
         let id = job.id();
-        // A job without a commit record was never created, whatever an index says.
-        let Some((key, bytes)) = self.latest_commit(id)? else {
+        // A job without a head was never created, whatever an index says.
+        let Some(bytes) = self.head(id)? else {
             return Err(StoreError::NotFound);
         };
-        let last = keys::commit_last(&key)?;
-        let (events_json, _) = split_commit(&bytes, || describe_commit(id, last))?;
+        let (events_json, _) = split_commit(&bytes, || describe_head(id))?;
+        let last = self.last_stored_sequence(id, events_json)?;
         // The job is unfinished while it has an unfinished entry, which names its state; if
         // a crash cut a move short it names two, and the stored job says which holds.
         let state = match self.trees.jobs.get(keys::tagged_job(tag::UNFINISHED, id))? {
             Some(entry) => match decode_states(&entry, id)?.as_slice() {
                 [state] => Some(*state),
-                _ => Some(Self::job_in_commit(&key, &bytes, id)?.state()),
+                _ => Some(Self::job_in_head(&bytes, id)?.state()),
             },
             None if !job.state().is_terminal() => return Err(reopened_job(job)),
             None => None,
@@ -183,9 +245,24 @@ impl SledStore {
         })
     }
 
-    /// Writes `job` with those of `events` not yet stored, as one commit record, and drops the
-    /// job from the previous commit record. Events already stored (a retried commit) must be
-    /// equal to the new ones. Returns the new latest commit.
+    /// The sequence number of the job's last stored event: the last in its head, or else the
+    /// last of its chunks, or 0.
+    fn last_stored_sequence(&self, id: JobId, head_events: &[u8]) -> Result<u64, StoreError> {
+        let events: Vec<Event> =
+            decode(head_events, || format!("events of {}", describe_head(id)))?;
+        if let Some(last) = events.last() {
+            return Ok(last.sequence);
+        }
+        let chunks = keys::commit(id, 0)..keys::head(id);
+        match self.trees.jobs.range(chunks).next_back().transpose()? {
+            Some((key, _)) => keys::commit_last(&key),
+            None => Ok(0),
+        }
+    }
+
+    /// Writes `job` with those of `events` not yet stored into the job's head, writing the
+    /// head's events out as a chunk first when they have grown past [`CHUNK_BYTES`]. Events
+    /// already stored (a retried commit) must be equal to the new ones. Returns the new head.
     fn write_commit(
         &self,
         job: &Job,
@@ -209,32 +286,34 @@ impl SledStore {
                 }
             }
         }
-        let state = Some(job.state());
-        let Some(last) = new.last() else {
-            // Nothing new to record: the job replaces the one in the latest commit.
-            let what = || describe_commit(id, stored_last);
-            let events_json = previous.map_or_else(|| b"[]".to_vec(), |p| p.events_json);
-            let record = encode_commit(&events_json, Some(job), what)?;
-            tree.insert(keys::commit(id, stored_last), record)?;
-            return Ok(Latest {
-                last: stored_last,
-                events_json,
-                state,
-            });
+        let (last, events_json) = match (new.last(), previous) {
+            // Nothing new to record: the job replaces the one in the head.
+            (None, previous) => (
+                stored_last,
+                previous.map_or_else(|| EMPTY_ARRAY.to_vec(), |p| p.events_json),
+            ),
+            (Some(last), previous) => {
+                let new_json = encode(&new, || format!("events of {}", describe_head(id)))?;
+                let events_json = match previous {
+                    Some(p) if p.events_json.as_slice() == EMPTY_ARRAY => new_json,
+                    Some(p) if p.events_json.len() + new_json.len() > CHUNK_BYTES => {
+                        let what = || describe_chunk(id, p.last);
+                        let chunk = encode_commit(&p.events_json, None, what)?;
+                        tree.insert(keys::commit(id, p.last), chunk)?;
+                        new_json
+                    }
+                    Some(p) => join_arrays(&p.events_json, &new_json),
+                    None => new_json,
+                };
+                (last.sequence, events_json)
+            }
         };
-        let what = || describe_commit(id, last.sequence);
-        let events_json = encode(&new, what)?;
-        let record = encode_commit(&events_json, Some(job), what)?;
-        tree.insert(keys::commit(id, last.sequence), record)?;
-        if let Some(previous) = previous {
-            let what = || describe_commit(id, previous.last);
-            let events_only = encode_commit(&previous.events_json, None, what)?;
-            tree.insert(keys::commit(id, previous.last), events_only)?;
-        }
+        let record = encode_commit(&events_json, Some(job), || describe_head(id))?;
+        tree.insert(keys::head(id), record)?;
         Ok(Latest {
-            last: last.sequence,
+            last,
             events_json,
-            state,
+            state: Some(job.state()),
         })
     }
 
@@ -260,11 +339,11 @@ impl SledStore {
         {
             let existing = keys::job_id(&existing)?;
             // An entry whose job is missing was left by a creation a crash interrupted.
-            if self.latest_commit(existing)?.is_some() {
+            if self.has_head(existing)? {
                 return Ok(CreateJob::Existing(existing));
             }
         }
-        if self.latest_commit(id)?.is_some() {
+        if self.has_head(id)? {
             return Err(duplicate_job(id));
         }
         tree.insert(keys::tagged_job(tag::META, id), meta_bytes)?;
@@ -313,8 +392,8 @@ impl SledStore {
     }
 
     pub(super) fn job_record(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.latest_commit(id)?
-            .map(|(key, bytes)| Self::job_in_commit(&key, &bytes, id))
+        self.head(id)?
+            .map(|bytes| Self::job_in_head(&bytes, id))
             .transpose()
     }
 
@@ -395,16 +474,23 @@ impl SledStore {
         let Some(first) = after_sequence.checked_add(1) else {
             return Ok(Vec::new());
         };
-        // The first commit whose last event is at or after `first` holds `first`.
-        let commits = keys::commit(id, first)..=keys::commit(id, u64::MAX);
+        // The first chunk whose last event is at or after `first` holds `first`; the head
+        // comes last. A crash may have left events both in a chunk and in the head (or in two
+        // chunks): each is taken once.
+        let records = keys::commit(id, first)..=keys::head(id);
+        let mut next = first;
         let mut events = Vec::new();
-        for entry in self.trees.jobs.range(commits) {
+        for entry in self.trees.jobs.range(records) {
             let (key, bytes) = entry?;
-            let last = keys::commit_last(&key)?;
-            let what = || describe_commit(id, last);
+            let what = || describe_record(id, &key);
             let (events_json, _) = split_commit(&bytes, what)?;
-            let commit: Vec<Event> = decode(events_json, || format!("events of {}", what()))?;
-            events.extend(commit.into_iter().filter(|e| e.sequence >= first));
+            let record: Vec<Event> = decode(events_json, || format!("events of {}", what()))?;
+            for event in record {
+                if event.sequence >= next {
+                    next = event.sequence + 1;
+                    events.push(event);
+                }
+            }
             if events.len() >= limit {
                 events.truncate(limit);
                 break;

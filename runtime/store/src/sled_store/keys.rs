@@ -60,8 +60,9 @@ pub(super) fn parse_definition(key: &[u8]) -> Result<(WorkflowName, u32), StoreE
 /// Tags of the kinds of record in the job tree: every key there starts with one, so that each
 /// kind sorts apart from the others.
 pub(super) mod tag {
-    /// `c ++ job id ++ last event sequence` -> one commit of the job: its events, and the job
-    /// as of that commit (kept in the latest commit only).
+    /// `c ++ job id ++ last event sequence` -> a chunk of the job's older events;
+    /// `c ++ job id ++ u64::MAX` -> the job's head: its events since the last chunk, and the
+    /// job as of its latest commit.
     pub const COMMIT: u8 = b'c';
     /// `m ++ job id` -> the job's metadata. Every job has one: they list every job, in
     /// creation order.
@@ -84,13 +85,18 @@ pub(super) fn tagged_job(tag: u8, id: JobId) -> [u8; 1 + JOB_ID_LEN] {
     key
 }
 
-/// Key of one commit of a job: the job's id, then the sequence number of the commit's last
-/// event. Commits of a job sort by sequence.
+/// Key of a chunk of a job's events: the job's id, then the sequence number of the chunk's
+/// last event. Chunks of a job sort by sequence.
 pub(super) fn commit(id: JobId, last_sequence: u64) -> [u8; 1 + JOB_ID_LEN + 8] {
     let mut key = [tag::COMMIT; 1 + JOB_ID_LEN + 8];
     key[1..=JOB_ID_LEN].copy_from_slice(&id.to_bytes());
     key[1 + JOB_ID_LEN..].copy_from_slice(&last_sequence.to_be_bytes());
     key
+}
+
+/// Key of a job's head record, which sorts after every chunk of its events.
+pub(super) fn head(id: JobId) -> [u8; 1 + JOB_ID_LEN + 8] {
+    commit(id, u64::MAX)
 }
 
 /// The last sequence number a commit's key ends with.

@@ -41,7 +41,7 @@ use group_commit::GroupCommit;
 
 /// Version of the database layout: the set of trees and their key layouts. Bumped, with a
 /// migration, when either changes.
-pub const STORE_FORMAT_VERSION: u32 = 3;
+pub const STORE_FORMAT_VERSION: u32 = 4;
 
 /// Key of the layout version in the `meta` tree.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -113,7 +113,8 @@ impl Trees {
         })
     }
 
-    /// Records the layout version in a new database; refuses a database of another one.
+    /// Records the layout version in a new database; migrates one of the previous layout;
+    /// refuses any other.
     fn check_format(&self) -> Result<(), StoreError> {
         let what = || "store format version".to_owned();
         let stored = self.meta.compare_and_swap(
@@ -126,6 +127,13 @@ impl Trees {
         };
         let version: u32 = codec::decode(existing.current.as_deref().unwrap_or_default(), what)?;
         if version == STORE_FORMAT_VERSION {
+            Ok(())
+        } else if version == 3 {
+            jobs::migrate_from_3(&self.jobs)?;
+            self.meta.insert(
+                FORMAT_VERSION_KEY,
+                codec::encode(&STORE_FORMAT_VERSION, what)?,
+            )?;
             Ok(())
         } else {
             Err(StoreError::corrupt(
@@ -144,7 +152,7 @@ pub struct SledStore {
     path: PathBuf,
     /// Held while a job is created: the idempotency check and the write are one step.
     creating: Mutex<()>,
-    /// The latest commit of each unfinished job this store wrote, so that a commit need not
+    /// The head of each unfinished job this store wrote, so that a commit need not
     /// read it back.
     latest: jobs::LatestCommits,
     group_commit: GroupCommit,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use weft_domain::{
-    Job, JobId, PluginDigest, ResolvedPlugin, StepId, Timestamp, WorkflowDefinition,
+    Event, Job, JobId, PluginDigest, ResolvedPlugin, StepId, Timestamp, WorkflowDefinition,
 };
 
 use super::*;
@@ -67,7 +67,7 @@ fn jobs_of_an_unknown_format_are_corrupt() {
     let meta = JobMeta::new(0, "default", None);
     store.create_job(&job, &meta, &[]).unwrap();
     let jobs = &store.trees.jobs;
-    let commit = keys::commit(job.id(), 0);
+    let commit = keys::head(job.id());
     let stored = jobs.get(commit).unwrap().unwrap();
     let (events, record) = jobs::split_commit(&stored, String::new).unwrap();
     let mut record: Value = serde_json::from_slice(record).unwrap();
@@ -164,7 +164,7 @@ fn a_database_of_another_layout_is_refused() {
     );
 }
 
-/// Writes the index entries a creation makes before its commit record, for a job that was
+/// Writes the index entries a creation makes before its head, for a job that was
 /// never stored: what a crash between those writes leaves behind.
 fn leave_interrupted_creation(store: &SledStore, ghost: JobId, idempotency_key: &str) {
     let jobs = &store.trees.jobs;
@@ -193,7 +193,7 @@ fn index_entries_without_their_job_are_skipped() {
         .unwrap();
     let ghost = JobId::from_parts(Timestamp::from_unix_ms(9), [7; 10]);
     leave_interrupted_creation(&store, ghost, "retry-1");
-    // A move to `running` cut short before its commit record leaves the job's unfinished
+    // A move to `running` cut short before its head is rewritten leaves the job's unfinished
     // entry naming both states.
     use weft_domain::JobState::{Pending, Running};
     store
@@ -250,5 +250,148 @@ fn index_entries_without_their_job_are_skipped() {
     assert_eq!(
         store.create_job(&again, &meta, &[]).unwrap(),
         CreateJob::Existing(retried)
+    );
+}
+
+/// A started job of `steps` independent steps, with its events so far.
+fn wide_job(steps: usize) -> (WorkflowDefinition, Job, Vec<Event>) {
+    let ids: Vec<String> = (0..steps).map(|n| format!("s{n}")).collect();
+    let definition = WorkflowDefinition::from_value(json!({
+        "name": "erase", "version": 1,
+        "steps": ids.iter().map(|id| json!({"id": id, "plugin": "echo@1"})).collect::<Vec<_>>()
+    }))
+    .unwrap();
+    let plugin = ResolvedPlugin {
+        name: "echo".parse().unwrap(),
+        version: semver::Version::new(1, 0, 0),
+        digest: digest(),
+    };
+    let plugins = ids
+        .iter()
+        .map(|id| (StepId::new(id).unwrap(), plugin.clone()))
+        .collect();
+    let id = JobId::from_parts(Timestamp::from_unix_ms(5), [3; 10]);
+    let (mut job, created) =
+        Job::create(id, &definition, json!({}), plugins, Timestamp::EPOCH).unwrap();
+    let started = weft_domain::Machine::new(&definition)
+        .start(&mut job, Timestamp::from_unix_ms(1))
+        .unwrap();
+    let mut events = vec![created];
+    events.extend(started.events);
+    (definition, job, events)
+}
+
+/// Runs step `s{n}` of a `wide_job` to success; returns the events.
+fn run_step(definition: &WorkflowDefinition, job: &mut Job, n: usize) -> Vec<Event> {
+    use weft_domain::{AttemptOutcome, AttemptReport, TaskKey};
+    let machine = weft_domain::Machine::new(definition);
+    let task = TaskKey::step(StepId::new(format!("s{n}")).unwrap());
+    let now = job.updated_at().plus_ms(1);
+    let (_, mut effects) = machine.begin_attempt(job, &task, now).unwrap();
+    let report = AttemptReport::new(AttemptOutcome::Succeeded {
+        output: json!({"erased": n}),
+    });
+    let completed = machine
+        .complete_attempt(job, &task, report, 0.0, now.plus_ms(1))
+        .unwrap();
+    effects.events.extend(completed.events);
+    effects.events
+}
+
+/// The keys of every head and chunk record of a job.
+fn job_records(store: &SledStore, id: JobId) -> Vec<sled::IVec> {
+    store
+        .trees
+        .jobs
+        .range(keys::commit(id, 0)..=keys::head(id))
+        .keys()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn events_pass_from_the_head_into_chunks_and_read_back_once() {
+    let (_dir, store) = temp_store();
+    let (definition, mut job, mut all) = wide_job(40);
+    let meta = JobMeta::new(0, "default", None);
+    store.create_job(&job, &meta, &all).unwrap();
+    for n in 0..39 {
+        let events = run_step(&definition, &mut job, n);
+        store.commit_job(&job, &events).unwrap();
+        all.extend(events);
+    }
+    let records = job_records(&store, job.id());
+    assert!(records.len() > 2, "{} records: no chunks", records.len());
+    assert_eq!(store.events(job.id(), 0, 10_000).unwrap(), all);
+    for after in [0, 1, 7, 50, all.len() as u64 - 1] {
+        let page = store.events(job.id(), after, 5).unwrap();
+        let expected: Vec<_> = all.iter().skip(after as usize).take(5).cloned().collect();
+        assert_eq!(page, expected, "5 events after {after}");
+    }
+    assert_eq!(store.job(job.id()).unwrap(), Some(job.clone()));
+
+    // A crash between writing a chunk and rewriting the head leaves the head's events in
+    // both; each is still read once, and commits go on.
+    let head = store.trees.jobs.get(keys::head(job.id())).unwrap().unwrap();
+    let (head_events, _) = jobs::split_commit(&head, String::new).unwrap();
+    let last = all.last().unwrap().sequence;
+    store
+        .trees
+        .jobs
+        .insert(
+            keys::commit(job.id(), last),
+            jobs::encode_commit(head_events, None, String::new).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(store.events(job.id(), 0, 10_000).unwrap(), all);
+    let reopened = store.path.clone();
+    store.close().unwrap();
+    let store = SledStore::open(&reopened, SledConfig::default()).unwrap();
+    let events = run_step(&definition, &mut job, 39);
+    store.commit_job(&job, &events).unwrap();
+    all.extend(events);
+    assert_eq!(store.events(job.id(), 0, 10_000).unwrap(), all);
+    assert!(job.state().is_terminal());
+    assert_eq!(store.job(job.id()).unwrap(), Some(job));
+}
+
+#[test]
+fn a_database_of_store_format_3_is_migrated() {
+    let (dir, store) = temp_store();
+    let (definition, mut job, mut all) = wide_job(3);
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &all)
+        .unwrap();
+    let events = run_step(&definition, &mut job, 0);
+    store.commit_job(&job, &events).unwrap();
+    all.extend(events);
+    // Format 3 kept the job in its latest commit record, keyed by that commit's last event.
+    let jobs = &store.trees.jobs;
+    let head = jobs.remove(keys::head(job.id())).unwrap().unwrap();
+    let last = all.last().unwrap().sequence;
+    jobs.insert(keys::commit(job.id(), last), head).unwrap();
+    store
+        .trees
+        .meta
+        .insert(FORMAT_VERSION_KEY, b"3".as_slice())
+        .unwrap();
+    store.close().unwrap();
+
+    let path = dir.path().join("db");
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    assert_eq!(store.job(job.id()).unwrap(), Some(job.clone()));
+    assert_eq!(store.events(job.id(), 0, 100).unwrap(), all);
+    assert_eq!(store.unfinished_jobs().unwrap().len(), 1);
+    let events = run_step(&definition, &mut job, 1);
+    store.commit_job(&job, &events).unwrap();
+    all.extend(events);
+    assert_eq!(store.events(job.id(), 0, 100).unwrap(), all);
+    assert_eq!(store.job(job.id()).unwrap(), Some(job));
+    store.close().unwrap();
+    let stored = SledStore::open(&path, SledConfig::default()).unwrap();
+    let version = stored.trees.meta.get(FORMAT_VERSION_KEY).unwrap().unwrap();
+    assert_eq!(
+        version.as_ref(),
+        STORE_FORMAT_VERSION.to_string().as_bytes()
     );
 }
