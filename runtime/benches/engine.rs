@@ -583,22 +583,20 @@ fn main() {
         .unwrap_or_else(|_| "throughput,recovery,memory".to_owned());
     let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let mut rows = Vec::new();
-    if wanted("profile") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+    // The engine's runtime: two worker threads, one per core.
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(profile_phase());
+            .unwrap()
+    };
+    if wanted("profile") {
+        runtime().block_on(profile_phase());
         return;
     }
     if wanted("throughput") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(main_phases(&mut rows));
+        runtime().block_on(main_phases(&mut rows));
     }
     if wanted("recovery") {
         recovery_phase(&mut rows);

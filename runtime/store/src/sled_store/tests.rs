@@ -50,6 +50,17 @@ fn bump_format_version(tree: &Tree, key: &[u8], version: u32) {
         .unwrap();
 }
 
+/// Records `version` as the database's store format, and closes it.
+fn close_as_format(store: SledStore, version: u32) {
+    let version = version.to_string();
+    store
+        .trees
+        .meta
+        .insert(FORMAT_VERSION_KEY, version.as_bytes())
+        .unwrap();
+    store.close().unwrap();
+}
+
 fn assert_corrupt<T: fmt::Debug>(result: Result<T, StoreError>, what: &str, detail: &str) {
     match result {
         Err(StoreError::Corrupt { what: w, detail: d }) => {
@@ -151,12 +162,7 @@ fn a_database_of_another_layout_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let store = SledStore::open(&path, SledConfig::default()).unwrap();
-    store
-        .trees
-        .meta
-        .insert(FORMAT_VERSION_KEY, b"1".as_slice())
-        .unwrap();
-    store.close().unwrap();
+    close_as_format(store, 1);
     assert_corrupt(
         SledStore::open(&path, SledConfig::default()),
         "store",
@@ -370,12 +376,7 @@ fn a_database_of_store_format_3_is_migrated() {
     let head = jobs.remove(keys::head(job.id())).unwrap().unwrap();
     let last = all.last().unwrap().sequence;
     jobs.insert(keys::commit(job.id(), last), head).unwrap();
-    store
-        .trees
-        .meta
-        .insert(FORMAT_VERSION_KEY, b"3".as_slice())
-        .unwrap();
-    store.close().unwrap();
+    close_as_format(store, 3);
 
     let path = dir.path().join("db");
     let store = SledStore::open(&path, SledConfig::default()).unwrap();
