@@ -70,7 +70,7 @@ const HEADER_LEN: usize = 4;
 const CHUNK_BYTES: usize = 4 * 1024;
 
 fn describe_chunk(id: JobId, last: u64) -> String {
-    format!("events of job {id} through {last}")
+    format!("chunk {last} of job {id}")
 }
 
 fn describe_head(id: JobId) -> String {
