@@ -5,7 +5,7 @@
 //!   as 10-wide fan-outs; durable steps per second and the p50/p99 time from one step's
 //!   durable success to the next step's durable start. Baselines: the bare sandbox cost of
 //!   the same steps, and raw sled inserts of a job record's size through the same
-//!   group-commit flusher.
+//!   group-commit flusher. One 1,000-item fan-out shows how a job's size weighs on each step.
 //! - Recovery: from opening the store to every one of 10,000 in-flight jobs resumed.
 //! - Memory: resident size with 10,000 jobs waiting on retry timers (measured in a child
 //!   process of its own, so earlier phases do not count).
@@ -35,6 +35,8 @@ use weft_store::{PluginGrants, SledConfig, SledStore, Store};
 
 const CHAIN_JOBS: usize = 3_000;
 const FANOUT_JOBS: usize = 1_000;
+/// Items of the one large fan-out, whose cost per step shows how a job's size weighs on it.
+const BIG_FANOUT: usize = 1_000;
 const RECOVERY_JOBS: usize = 10_000;
 const TIMER_JOBS: usize = 10_000;
 const WORKERS: usize = 64;
@@ -362,6 +364,8 @@ async fn main_phases(out: &mut Vec<Row>) {
     eprintln!("chains: {:.0} steps/s", chains.rate);
     let items: Vec<_> = (0..10).collect();
     let fans = throughput(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10).await;
+    let items: Vec<_> = (0..BIG_FANOUT).collect();
+    let big = throughput(&engine, "fanout", 1, json!({"items": items}), BIG_FANOUT).await;
     let mut chain_gaps = chains.gaps.clone();
     chain_gaps.sort();
     // Latency without a backlog: rounds of a few concurrent chains, fewer than the workers.
@@ -417,7 +421,25 @@ async fn main_phases(out: &mut Vec<Row>) {
             note: "ratio against the lower baseline",
         },
     );
-    for (name, run) in [("3-step chains", &chains), ("10-wide fan-outs", &fans)] {
+    let big_name = format!("one {BIG_FANOUT}-item fan-out");
+    let runs = [
+        (
+            "3-step chains",
+            &chains,
+            "whole process, both cores; steadier than the rate",
+        ),
+        (
+            "10-wide fan-outs",
+            &fans,
+            "whole process, both cores; steadier than the rate",
+        ),
+        (
+            &big_name,
+            &big,
+            "grows with the fan-out: each commit rewrites the whole job",
+        ),
+    ];
+    for (name, run, note) in runs {
         push(
             out,
             Row {
@@ -425,7 +447,7 @@ async fn main_phases(out: &mut Vec<Row>) {
                 value: run.cpu_us_per_step,
                 unit: "us",
                 baseline: None,
-                note: "whole process, both cores; steadier than the rate",
+                note,
             },
         );
     }
