@@ -1,5 +1,7 @@
 //! The records of a job's steps and tasks.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -108,12 +110,14 @@ pub enum StepWork {
         /// The task.
         task: TaskRecord,
     },
-    /// A step with `for_each`: the list it fanned out over and one task per element.
+    /// A step with `for_each`: the list it fanned out over and one task per element. Both are
+    /// shared, so that the state machine's working copy of a job copies neither the list nor
+    /// the tasks it leaves alone: a commit costs the tasks it changes, not the fan-out's size.
     FanOut {
         /// The rendered list.
-        items: Vec<Value>,
+        items: Arc<Vec<Value>>,
         /// One task per element, in order.
-        tasks: Vec<TaskRecord>,
+        tasks: Vec<Arc<TaskRecord>>,
     },
 }
 
@@ -186,7 +190,7 @@ impl StepRecord {
                 tasks
                     .iter()
                     .enumerate()
-                    .map(|(index, task)| (u32::try_from(index).ok(), task)),
+                    .map(|(index, task)| (u32::try_from(index).ok(), &**task)),
             ),
         }
     }
@@ -196,7 +200,7 @@ impl StepRecord {
         match (&self.work, item) {
             (Some(StepWork::Single { task }), None) => Some(task),
             (Some(StepWork::FanOut { tasks, .. }), Some(index)) => {
-                tasks.get(usize::try_from(index).ok()?)
+                tasks.get(usize::try_from(index).ok()?).map(|task| &**task)
             }
             _ => None,
         }
@@ -205,9 +209,9 @@ impl StepRecord {
     pub(crate) fn task_mut(&mut self, item: Option<u32>) -> Option<&mut TaskRecord> {
         match (&mut self.work, item) {
             (Some(StepWork::Single { task }), None) => Some(task),
-            (Some(StepWork::FanOut { tasks, .. }), Some(index)) => {
-                tasks.get_mut(usize::try_from(index).ok()?)
-            }
+            (Some(StepWork::FanOut { tasks, .. }), Some(index)) => tasks
+                .get_mut(usize::try_from(index).ok()?)
+                .map(Arc::make_mut),
             _ => None,
         }
     }

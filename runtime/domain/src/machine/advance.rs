@@ -148,8 +148,11 @@ impl Transaction<'_> {
         let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let record = self.record_mut(step)?;
         record.state = record.state.make_ready()?;
-        let tasks = vec![TaskRecord::new(StepState::Pending, None); items.len()];
-        record.work = Some(StepWork::FanOut { items, tasks });
+        let tasks = vec![Arc::new(TaskRecord::new(StepState::Pending, None)); items.len()];
+        record.work = Some(StepWork::FanOut {
+            items: Arc::new(items),
+            tasks,
+        });
         self.emit(EventKind::StepFannedOut {
             step: step.clone(),
             items: count,
@@ -167,7 +170,7 @@ impl Transaction<'_> {
             let Some(StepWork::FanOut { tasks, .. }) = &self.record(step)?.work else {
                 return Ok(());
             };
-            let states: Vec<StepState> = tasks.iter().map(TaskRecord::state).collect();
+            let states: Vec<StepState> = tasks.iter().map(|task| task.state()).collect();
             let plan = fanout::plan(&states, for_each.limits);
             for index in plan.cancel {
                 let task = self.item_mut(step, index)?;
