@@ -148,7 +148,9 @@ impl Transaction<'_> {
         let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let record = self.record_mut(step)?;
         record.state = record.state.make_ready()?;
-        let tasks = vec![Arc::new(TaskRecord::new(StepState::Pending, None)); items.len()];
+        let tasks = std::iter::repeat_with(|| Arc::new(TaskRecord::new(StepState::Pending, None)))
+            .take(items.len())
+            .collect();
         record.work = Some(StepWork::FanOut {
             items: Arc::new(items),
             tasks,
