@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use weft::engine::{Engine, EngineConfig, StartJob};
-use weft_domain::{EventKind, Job, JobState, SourceFormat, StepState};
+use weft_domain::{EventKind, Job, JobId, JobState, SourceFormat, StepState};
 use weft_store::{MemoryStore, PluginGrants, Store};
 
 use crate::support::{fixture_bytes, plugin_bytes, sandbox};
@@ -54,6 +54,15 @@ fn flaky(retry: Value) -> Value {
              "input": {"code": "unavailable", "message": "try later", "retryable": true}}
         ]
     })
+}
+
+/// Applies the `flaky` workflow with `retry` and starts a job of it.
+async fn start_flaky(engine: &Engine, retry: Value) -> JobId {
+    apply(engine, flaky(retry)).await;
+    engine
+        .start_job(start_request("flaky", json!({}), None))
+        .await
+        .unwrap()
 }
 
 fn start_request(workflow: &str, input: Value, idempotency_key: Option<&str>) -> StartJob {
@@ -212,15 +221,8 @@ async fn a_retryable_failure_is_retried_with_backoff_then_fails_the_job() {
 #[tokio::test]
 async fn a_retry_that_fell_due_while_the_job_was_paused_runs_after_resume() {
     let engine = engine().await;
-    apply(
-        &engine,
-        flaky(json!({"max_attempts": 2, "initial_interval_ms": 200, "jitter": 0})),
-    )
-    .await;
-    let id = engine
-        .start_job(start_request("flaky", json!({}), None))
-        .await
-        .unwrap();
+    let retry = json!({"max_attempts": 2, "initial_interval_ms": 200, "jitter": 0});
+    let id = start_flaky(&engine, retry).await;
     let job_state = |engine: &Engine| engine.job(id).unwrap().unwrap();
     wait_until("the first attempt to fail", Duration::from_secs(10), || {
         let job = job_state(&engine);
@@ -303,15 +305,9 @@ async fn a_retry_keeps_its_due_time_on_a_new_engine() {
                 let runtime = tokio::runtime::Runtime::new().unwrap();
                 runtime.block_on(async {
                     let first = engine_on(store.clone(), 1).await;
-                    apply(
-                        &first,
-                        flaky(json!({"max_attempts": 2, "initial_interval_ms": 1500, "jitter": 0})),
-                    )
-                    .await;
-                    let id = first
-                        .start_job(start_request("flaky", json!({}), None))
-                        .await
-                        .unwrap();
+                    let retry =
+                        json!({"max_attempts": 2, "initial_interval_ms": 1500, "jitter": 0});
+                    let id = start_flaky(&first, retry).await;
                     wait_until("the first attempt to fail", Duration::from_secs(10), || {
                         due(&first, id).is_some()
                     })

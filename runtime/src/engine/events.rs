@@ -18,11 +18,16 @@ impl EventSender {
         EventSender(broadcast::channel(BUFFER).0)
     }
 
-    /// Publishes the events of one durable commit, in order.
-    pub fn send(&self, events: &[Event]) {
-        if !events.is_empty() && self.0.receiver_count() > 0 {
+    /// Publishes the events of one durable commit, in order. Given the commit's own list, it
+    /// publishes that list without copying it.
+    pub fn send(&self, events: impl Into<Arc<[Event]>>) {
+        if self.0.receiver_count() == 0 {
+            return;
+        }
+        let events = events.into();
+        if !events.is_empty() {
             // An error means nobody is watching any more, which is fine.
-            _ = self.0.send(events.into());
+            _ = self.0.send(events);
         }
     }
 
@@ -86,9 +91,9 @@ mod tests {
     async fn commits_arrive_as_single_events_in_order() {
         let sender = EventSender::new();
         let mut receiver = sender.subscribe();
-        sender.send(&commit(1, 3));
-        sender.send(&[]);
-        sender.send(&commit(4, 2));
+        sender.send(commit(1, 3));
+        sender.send(Vec::new());
+        sender.send(commit(4, 2));
         assert_eq!(sequences(&mut receiver, 5).await, [1, 2, 3, 4, 5]);
     }
 
@@ -96,13 +101,13 @@ mod tests {
     async fn a_dropped_receive_loses_no_event() {
         let sender = EventSender::new();
         let mut receiver = sender.subscribe();
-        sender.send(&commit(1, 2));
+        sender.send(commit(1, 2));
         assert_eq!(sequences(&mut receiver, 2).await, [1, 2]);
         // A receive that is cancelled while it waits, as in a `select!`.
         let waiting =
             tokio::time::timeout(std::time::Duration::from_millis(1), receiver.recv()).await;
         assert!(waiting.is_err(), "there is no third event yet");
-        sender.send(&commit(3, 2));
+        sender.send(commit(3, 2));
         assert_eq!(sequences(&mut receiver, 2).await, [3, 4]);
     }
 
@@ -111,7 +116,7 @@ mod tests {
         let sender = EventSender::new();
         let mut receiver = sender.subscribe();
         for sequence in 1..=(BUFFER as u64 + 2) {
-            sender.send(&commit(sequence, 1));
+            sender.send(commit(sequence, 1));
         }
         assert!(matches!(receiver.recv().await, Err(RecvError::Lagged(2))));
         assert_eq!(receiver.recv().await.unwrap().sequence, 3);

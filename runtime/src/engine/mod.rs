@@ -455,7 +455,7 @@ impl Engine {
     /// Acts on a durable commit: publishes its events, queues the tasks that can start,
     /// arms retry timers, and forgets a finished job.
     async fn after_commit(&self, id: JobId, effects: &Effects, ready: Vec<TaskKey>) {
-        self.inner.events.send(&effects.events);
+        self.inner.events.send(effects.events.as_slice());
         if effects.finished.is_some() {
             // Queued tasks of the job are dropped when a worker finds the job gone.
             lock(&self.inner.active).remove(&id);

@@ -80,7 +80,7 @@ impl Engine {
         // their commits before they are durable either, and durability follows commit order.
         drop(guard);
         self.inner.store.durable().wait().await?;
-        self.inner.events.send(&effects.events);
+        self.inner.events.send(effects.events);
         Ok(Some(Begun {
             start,
             runnable,
