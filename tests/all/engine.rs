@@ -224,19 +224,29 @@ async fn a_retry_that_fell_due_while_the_job_was_paused_runs_after_resume() {
     let retry = json!({"max_attempts": 2, "initial_interval_ms": 200, "jitter": 0});
     let id = start_flaky(&engine, retry).await;
     let job_state = |engine: &Engine| engine.job(id).unwrap().unwrap();
-    wait_until("the first attempt to fail", Duration::from_secs(10), || {
-        let job = job_state(&engine);
+    let due = |engine: &Engine| {
+        let job = job_state(engine);
         let task = job
             .step(&"call".parse().unwrap())
             .unwrap()
             .task(None)
-            .unwrap();
-        task.retry_at().is_some()
+            .cloned();
+        task.and_then(|task| task.retry_at())
+    };
+    wait_until("the first attempt to fail", Duration::from_secs(10), || {
+        due(&engine).is_some()
     })
     .await;
+    let due_at = due(&engine).unwrap();
     engine.pause_job(id).await.unwrap();
-    // The retry falls due, and its timer fires, while the job is paused.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The retry falls due, and its timer fires, while the job is paused: wait out the due
+    // time (this test is about time passing), with a margin for the timer.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let until_due = due_at.as_unix_ms().saturating_sub(now_ms);
+    tokio::time::sleep(Duration::from_millis(until_due + 100)).await;
     assert_eq!(job_state(&engine).state(), JobState::Paused);
     engine.resume_job(id).await.unwrap();
     let job = tokio::time::timeout(Duration::from_secs(10), engine.wait_finished(id))
