@@ -21,7 +21,7 @@ mod keys;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sled::transaction::TransactionError;
@@ -170,9 +170,10 @@ impl fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// Opens the database at `path`, creating it if needed.
+    /// Opens the database at `path`, creating it if needed. A database another store holds
+    /// open is waited for up to [`LOCK_WAIT`], then refused.
     pub fn open(path: &Path, config: SledConfig) -> Result<SledStore, StoreError> {
-        let db = config.sled(path).open()?;
+        let db = open_unlocked(&config, path)?;
         let trees = Trees::open(&db)?;
         trees.check_format()?;
         let group_commit = GroupCommit::start(db.clone(), config.group_commit_linger)?;
@@ -201,6 +202,30 @@ impl SledStore {
     /// Size of the database on disk, in bytes.
     pub fn size_on_disk_bytes(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// How long opening a database waits for another store to let go of it. A store that has
+/// just closed may hold it a moment longer: sled's own threads let go of its files last.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens the sled database at `path`, waiting up to [`LOCK_WAIT`] while another store holds
+/// its lock.
+fn open_unlocked(config: &SledConfig, path: &Path) -> Result<Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.sled(path).open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Backend(format!(
+                        "the database at {} is open in another process",
+                        path.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            opened => return Ok(opened?),
+        }
     }
 }
 
