@@ -7,6 +7,7 @@
 //! `for_each` step, one task per item ([`StepWork`]). A task ([`TaskRecord`]) is what a worker
 //! claims and runs; [`TaskKey`] names one.
 
+mod outline;
 mod step;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::state::{JobState, StepState};
 use crate::template::{ItemView, JobView, Scope, StepView};
 use crate::time::Timestamp;
 
+pub use outline::{FanOutParts, Outline, RestoreError};
 pub use step::{SkipReason, StepRecord, StepWork, TaskRecord};
 
 /// Version of the stored layout of [`Job`] and [`Event`] records. A release that changes the

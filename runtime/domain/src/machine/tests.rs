@@ -2,6 +2,7 @@
 //! attempts, and checks states, outputs and events.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -9,7 +10,7 @@ use super::*;
 use crate::attempt::PluginError;
 use crate::failure::ErrorKind;
 use crate::id::PluginDigest;
-use crate::job::SkipReason;
+use crate::job::{RestoreError, SkipReason};
 use crate::job_id::JobId;
 use crate::plugin_ref::{CatalogueEntry, PluginCatalogue};
 
@@ -304,6 +305,87 @@ fn fan_out_definition(concurrency: u32, max_failures: u32) -> WorkflowDefinition
 
 fn machines(count: usize) -> Value {
     json!({"machines": (0..count).map(|i| json!({"name": format!("m{i}")})).collect::<Vec<_>>()})
+}
+
+/// Takes `job` apart as a store that keeps fan-outs apart does, and puts it back together.
+fn through_outline(job: &Job) -> Job {
+    let outline = serde_json::to_vec(&job.outline()).unwrap();
+    let mut restored: Job = serde_json::from_slice(&outline).unwrap();
+    for parts in job.fan_outs() {
+        assert_eq!(
+            restored.step(parts.step).unwrap().tasks().count(),
+            0,
+            "the outline holds no task of {}",
+            parts.step
+        );
+        restored
+            .restore_fan_out(parts.step, parts.items.clone(), parts.tasks.to_vec())
+            .unwrap();
+    }
+    restored
+}
+
+#[test]
+fn a_job_outline_leaves_out_fan_outs_and_restores_whole() {
+    let def = fan_out_definition(2, 1);
+    let machine = Machine::new(&def);
+    let mut job = new_job(&def, machines(3));
+    // Before the fan-out, the outline is the job.
+    assert_eq!(
+        serde_json::to_string(&job.outline()).unwrap(),
+        serde_json::to_string(&job).unwrap()
+    );
+    machine.start(&mut job, t(0)).unwrap();
+    run(
+        &machine,
+        &mut job,
+        &item("erase", 0),
+        success(json!("e0")),
+        1,
+    );
+    let before = job.clone();
+    run(
+        &machine,
+        &mut job,
+        &item("erase", 1),
+        plugin_error(false),
+        2,
+    );
+    assert_eq!(through_outline(&job), job);
+
+    // Only the changed task is a new `Arc`: that is how a store tells what to write.
+    let [was, now] = [&before, &job].map(|j| j.fan_outs().next().unwrap().tasks.to_vec());
+    let changed: Vec<usize> = (0..3).filter(|&i| !Arc::ptr_eq(&was[i], &now[i])).collect();
+    assert_eq!(changed, [1], "only item 1 ran; item 2 was ready before");
+
+    run(
+        &machine,
+        &mut job,
+        &item("erase", 2),
+        success(json!("e2")),
+        3,
+    );
+    run(&machine, &mut job, &key("report"), success(json!("r")), 4);
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(through_outline(&job), job);
+
+    // A fan-out goes back only once, and only with one task per item.
+    let parts = job.fan_outs().next().unwrap();
+    let (step, items) = (parts.step.clone(), parts.items.clone());
+    let mut whole = job.clone();
+    assert_eq!(
+        whole.restore_fan_out(&step, items.clone(), Vec::new()),
+        Err(RestoreError::Mismatch {
+            step: step.clone(),
+            items: 3,
+            tasks: 0
+        })
+    );
+    let tasks = parts.tasks.to_vec();
+    assert_eq!(
+        whole.restore_fan_out(&step, items, tasks),
+        Err(RestoreError::AlreadyWhole(step))
+    );
 }
 
 #[test]
