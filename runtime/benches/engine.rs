@@ -436,7 +436,7 @@ async fn main_phases(out: &mut Vec<Row>) {
         (
             &big_name,
             &big,
-            "grows with the fan-out: each commit rewrites the whole job",
+            "a commit writes the tasks it changed, not the fan-out",
         ),
     ];
     for (name, run, note) in runs {

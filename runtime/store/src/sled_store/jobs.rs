@@ -36,6 +36,7 @@ use sled::IVec;
 use weft_domain::{Event, Job, JobId, JobState};
 
 use super::codec::{decode, decode_versioned, encode};
+use super::fan_outs::{self, FanOutsWritten};
 use super::keys::{self, tag};
 use super::{SledStore, lock};
 use crate::error::StoreError;
@@ -86,26 +87,47 @@ fn describe_record(id: JobId, key: &[u8]) -> String {
     }
 }
 
-/// A head or chunk record's bytes: the header, the events as a JSON array, then (in a head)
-/// the job as JSON.
-pub(super) fn encode_commit(
+/// `section` preceded by its length.
+fn push_section(
+    bytes: &mut Vec<u8>,
+    section: &[u8],
+    what: impl Fn() -> String,
+) -> Result<(), StoreError> {
+    let length = u32::try_from(section.len())
+        .map_err(|_| StoreError::Invalid(format!("{} is too large", what())))?;
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes.extend_from_slice(section);
+    Ok(())
+}
+
+/// A chunk record's bytes: the length of its events' JSON, then that JSON (an array).
+pub(super) fn encode_chunk(
     events_json: &[u8],
-    job: Option<&Job>,
     what: impl Fn() -> String,
 ) -> Result<Vec<u8>, StoreError> {
-    let length = u32::try_from(events_json.len())
-        .map_err(|_| StoreError::Invalid(format!("{} has too many events", what())))?;
-    let mut bytes = Vec::with_capacity(HEADER_LEN + events_json.len() + 2048);
-    bytes.extend_from_slice(&length.to_le_bytes());
-    bytes.extend_from_slice(events_json);
-    if let Some(job) = job {
-        serde_json::to_writer(&mut bytes, job)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", what())))?;
-    }
+    let mut bytes = Vec::with_capacity(HEADER_LEN + events_json.len());
+    push_section(&mut bytes, events_json, what)?;
     Ok(bytes)
 }
 
-/// A head or chunk record split into its events' JSON and its job's JSON (empty in a chunk).
+/// A head record's bytes: its events as in a chunk, then the same for the fan-out tasks it
+/// holds ([`super::fan_outs`]), then the job's outline as JSON.
+pub(super) fn encode_head(
+    events_json: &[u8],
+    tasks_json: &[u8],
+    job: &Job,
+    what: impl Fn() -> String,
+) -> Result<Vec<u8>, StoreError> {
+    let mut bytes =
+        Vec::with_capacity(2 * HEADER_LEN + events_json.len() + tasks_json.len() + 2048);
+    push_section(&mut bytes, events_json, &what)?;
+    push_section(&mut bytes, tasks_json, &what)?;
+    serde_json::to_writer(&mut bytes, &job.outline())
+        .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", what())))?;
+    Ok(bytes)
+}
+
+/// A head or chunk record split into its events' JSON and the rest (empty in a chunk).
 pub(super) fn split_commit(
     bytes: &[u8],
     what: impl Fn() -> String,
@@ -118,6 +140,33 @@ pub(super) fn split_commit(
         return Err(malformed());
     }
     Ok(rest.split_at(length))
+}
+
+/// The sections of a head record, each JSON.
+pub(super) struct HeadSections<'a> {
+    /// The events since the last chunk: an array.
+    pub events: &'a [u8],
+    /// The fan-out tasks the head holds: an array.
+    pub tasks: &'a [u8],
+    /// The job's outline.
+    pub outline: &'a [u8],
+}
+
+/// A head record split into its sections.
+pub(super) fn split_head(
+    bytes: &[u8],
+    what: impl Fn() -> String,
+) -> Result<HeadSections<'_>, StoreError> {
+    let (events, rest) = split_commit(bytes, &what)?;
+    let (tasks, outline) = split_commit(rest, &what)?;
+    if outline.is_empty() {
+        return Err(StoreError::corrupt(what(), "it does not hold the job"));
+    }
+    Ok(HeadSections {
+        events,
+        tasks,
+        outline,
+    })
 }
 
 /// Events JSON longer than this is not remembered in [`LatestCommits`]: the next commit reads
@@ -134,6 +183,8 @@ struct Latest {
     events_json: Vec<u8>,
     /// The job's state in it; `None` when the job had finished.
     state: Option<JobState>,
+    /// The job's fan-outs as it left them.
+    fan_outs: FanOutsWritten,
 }
 
 /// The head of each unfinished job this store wrote. A job's entry is taken out for
@@ -173,9 +224,9 @@ fn decode_states(bytes: &[u8], id: JobId) -> Result<Vec<JobState>, StoreError> {
     decode(bytes, || format!("unfinished entry of job {id}"))
 }
 
-/// Moves every job of a database of store format 3 to this layout. There, the latest of a job's
-/// commit records (keyed like chunks) held the job and that commit's events: a copy of it
-/// becomes the head. The record itself stays, a chunk whose events the head repeats, which
+/// Moves every job of a database of store format 3 to the layout of format 4, which
+/// [`migrate_from_4`] then moves on. There, the latest of a job's commit records (keyed like
+/// chunks) held the job and that commit's events: a copy of it becomes the head. The record itself stays, a chunk whose events the head repeats, which
 /// readers take once; a crash during the migration leaves it to be run again.
 pub(super) fn migrate_from_3(tree: &sled::Tree) -> Result<(), StoreError> {
     let mut migrated = 0_u64;
@@ -195,6 +246,36 @@ pub(super) fn migrate_from_3(tree: &sled::Tree) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Moves every job of a database of store format 4 to this layout. There, a head held the
+/// whole job where it now holds its outline: each fan-out's list and tasks are written to
+/// their own records, then the head is rewritten with no tasks of its own. A head that starts
+/// its job with `{` is of format 4 (in this layout the tasks' length comes first, and this
+/// migration writes that length as 2), so a crash during the migration leaves it to be run
+/// again.
+pub(super) fn migrate_from_4(tree: &sled::Tree) -> Result<(), StoreError> {
+    let mut migrated = 0_u64;
+    for key in tree.scan_prefix([tag::META]).keys() {
+        let id = keys::trailing_job_id(&key?)?;
+        let Some(head) = tree.get(keys::head(id))? else {
+            continue;
+        };
+        let (events_json, job_json) = split_commit(&head, || describe_head(id))?;
+        if job_json.first() != Some(&b'{') {
+            continue;
+        }
+        let job: Job = decode(job_json, || format!("job {id}"))?;
+        for parts in job.fan_outs() {
+            fan_outs::write_new_fan_out(tree, id, &parts)?;
+        }
+        let record = encode_head(events_json, EMPTY_ARRAY, &job, || describe_head(id))?;
+        tree.insert(keys::head(id), record)?;
+        migrated += 1;
+    }
+    tree.flush()?;
+    tracing::info!(jobs = migrated, "moved jobs to store format 5");
+    Ok(())
+}
+
 impl SledStore {
     /// A job's head record.
     fn head(&self, id: JobId) -> Result<Option<IVec>, StoreError> {
@@ -206,16 +287,10 @@ impl SledStore {
         Ok(self.trees.jobs.contains_key(keys::head(id))?)
     }
 
-    /// The job in its head record.
-    fn job_in_head(bytes: &[u8], id: JobId) -> Result<Job, StoreError> {
-        let (_, job) = split_commit(bytes, || describe_head(id))?;
-        if job.is_empty() {
-            return Err(StoreError::corrupt(
-                format!("job {id}"),
-                "its head does not hold the job",
-            ));
-        }
-        decode(job, || format!("job {id}"))
+    /// The job in its head record, and what the store knows of its fan-outs.
+    fn job_in_head(&self, bytes: &[u8], id: JobId) -> Result<(Job, FanOutsWritten), StoreError> {
+        let head = split_head(bytes, || describe_head(id))?;
+        self.assemble_job(id, head.tasks, head.outline)
     }
 
     /// The job's head, read from the tree. `job` is the job about to be committed on top of
@@ -226,14 +301,16 @@ impl SledStore {
         let Some(bytes) = self.head(id)? else {
             return Err(StoreError::NotFound);
         };
-        let (events_json, _) = split_commit(&bytes, || describe_head(id))?;
+        let head = split_head(&bytes, || describe_head(id))?;
+        let events_json = head.events;
         let last = self.last_stored_sequence(id, events_json)?;
+        let (stored, fan_outs) = self.assemble_job(id, head.tasks, head.outline)?;
         // The job is unfinished while it has an unfinished entry, which names its state; if
         // a crash cut a move short it names two, and the stored job says which holds.
         let state = match self.trees.jobs.get(keys::tagged_job(tag::UNFINISHED, id))? {
             Some(entry) => match decode_states(&entry, id)?.as_slice() {
                 [state] => Some(*state),
-                _ => Some(Self::job_in_head(&bytes, id)?.state()),
+                _ => Some(stored.state()),
             },
             None if !job.state().is_terminal() => return Err(reopened_job(job)),
             None => None,
@@ -242,6 +319,7 @@ impl SledStore {
             last,
             events_json: events_json.to_vec(),
             state,
+            fan_outs,
         })
     }
 
@@ -286,34 +364,39 @@ impl SledStore {
                 }
             }
         }
-        let (last, events_json) = match (new.last(), previous) {
+        let (previous_events, previous_fan_outs) = match previous {
+            Some(p) => (Some((p.last, p.events_json)), p.fan_outs),
+            None => (None, FanOutsWritten::default()),
+        };
+        let (last, events_json) = match (new.last(), previous_events) {
             // Nothing new to record: the job replaces the one in the head.
             (None, previous) => (
                 stored_last,
-                previous.map_or_else(|| EMPTY_ARRAY.to_vec(), |p| p.events_json),
+                previous.map_or_else(|| EMPTY_ARRAY.to_vec(), |(_, json)| json),
             ),
             (Some(last), previous) => {
                 let new_json = encode(&new, || format!("events of {}", describe_head(id)))?;
                 let events_json = match previous {
-                    Some(p) if p.events_json.as_slice() == EMPTY_ARRAY => new_json,
-                    Some(p) if p.events_json.len() + new_json.len() > CHUNK_BYTES => {
-                        let what = || describe_chunk(id, p.last);
-                        let chunk = encode_commit(&p.events_json, None, what)?;
-                        tree.insert(keys::commit(id, p.last), chunk)?;
+                    Some((_, json)) if json.as_slice() == EMPTY_ARRAY => new_json,
+                    Some((last, json)) if json.len() + new_json.len() > CHUNK_BYTES => {
+                        let chunk = encode_chunk(&json, || describe_chunk(id, last))?;
+                        tree.insert(keys::commit(id, last), chunk)?;
                         new_json
                     }
-                    Some(p) => join_arrays(&p.events_json, &new_json),
+                    Some((_, json)) => join_arrays(&json, &new_json),
                     None => new_json,
                 };
                 (last.sequence, events_json)
             }
         };
-        let record = encode_commit(&events_json, Some(job), || describe_head(id))?;
+        let (tasks_json, fan_outs) = self.write_fan_outs(job, previous_fan_outs)?;
+        let record = encode_head(&events_json, &tasks_json, job, || describe_head(id))?;
         tree.insert(keys::head(id), record)?;
         Ok(Latest {
             last,
             events_json,
             state: Some(job.state()),
+            fan_outs,
         })
     }
 
@@ -393,7 +476,7 @@ impl SledStore {
 
     pub(super) fn job_record(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.head(id)?
-            .map(|bytes| Self::job_in_head(&bytes, id))
+            .map(|bytes| Ok(self.job_in_head(&bytes, id)?.0))
             .transpose()
     }
 

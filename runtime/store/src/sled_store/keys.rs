@@ -7,7 +7,7 @@
 //! ids are big-endian and time-ordered, so byte order is creation order.
 
 use semver::Version;
-use weft_domain::{JobId, JobState, PluginName, WorkflowName};
+use weft_domain::{JobId, JobState, PluginName, StepId, WorkflowName};
 
 use crate::error::StoreError;
 use crate::kv::KvScope;
@@ -76,6 +76,11 @@ pub(super) mod tag {
     pub const BY_WORKFLOW: u8 = b'w';
     /// `i ++ workflow ++ 0x00 ++ idempotency key` -> job id (raw bytes).
     pub const IDEMPOTENCY: u8 = b'i';
+    /// `f ++ job id ++ step ++ 0x00` -> the list a step of the job fanned out over.
+    pub const ITEMS: u8 = b'f';
+    /// `t ++ job id ++ step ++ 0x00 ++ item index` -> that item's task, unless the job's head
+    /// holds a newer one.
+    pub const TASK: u8 = b't';
 }
 
 /// `tag ++ job id`.
@@ -106,6 +111,41 @@ pub(super) fn commit_last(key: &[u8]) -> Result<u64, StoreError> {
         .and_then(|start| <[u8; 8]>::try_from(&key[start..]).ok())
         .map(u64::from_be_bytes)
         .ok_or_else(|| StoreError::corrupt("commit key", format!("{key:?} is too short")))
+}
+
+/// `tag ++ job id ++ step ++ 0x00`.
+fn job_step(tag: u8, id: JobId, step: &StepId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + JOB_ID_LEN + step.as_str().len() + 1 + 4);
+    key.extend_from_slice(&tagged_job(tag, id));
+    key.extend_from_slice(step.as_str().as_bytes());
+    key.push(NAME_END);
+    key
+}
+
+/// Key of the list a step of a job fanned out over.
+pub(super) fn items(id: JobId, step: &StepId) -> Vec<u8> {
+    job_step(tag::ITEMS, id, step)
+}
+
+/// Prefix of the keys of a fanned-out step's tasks; they sort by item index.
+pub(super) fn task_prefix(id: JobId, step: &StepId) -> Vec<u8> {
+    job_step(tag::TASK, id, step)
+}
+
+/// Key of one item's task.
+pub(super) fn task(id: JobId, step: &StepId, item: u32) -> Vec<u8> {
+    let mut key = task_prefix(id, step);
+    key.extend_from_slice(&item.to_be_bytes());
+    key
+}
+
+/// The item index a task key ends with.
+pub(super) fn task_item(key: &[u8]) -> Result<u32, StoreError> {
+    key.len()
+        .checked_sub(4)
+        .and_then(|start| <[u8; 4]>::try_from(&key[start..]).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| StoreError::corrupt("task key", format!("{key:?} is too short")))
 }
 
 /// `tag ++ name ++ 0x00`: the prefix of an index's keys under `name`.
@@ -196,6 +236,17 @@ mod tests {
         assert!(commit(a, u64::MAX) < commit(b, 0));
         assert_eq!(commit_last(&commit(a, 77)).unwrap(), 77);
         assert!(commit(a, 0).starts_with(&tagged_job(tag::COMMIT, a)));
+    }
+
+    #[test]
+    fn tasks_sort_by_step_then_item_and_steps_cannot_collide() {
+        let id = JobId::from_bytes([1; JOB_ID_LEN]);
+        let [a, ab] = ["a", "ab"].map(|s| StepId::new(s).unwrap());
+        assert!(task(id, &a, 9) < task(id, &a, 10));
+        assert!(task(id, &a, 255) < task(id, &a, 256));
+        assert!(task(id, &a, u32::MAX) < task(id, &ab, 0));
+        assert!(!task(id, &ab, 0).starts_with(&task_prefix(id, &a)));
+        assert_eq!(task_item(&task(id, &ab, 70_000)).unwrap(), 70_000);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod baseline;
 mod catalogue;
 mod codec;
+mod fan_outs;
 mod group_commit;
 mod jobs;
 mod keys;
@@ -41,7 +42,7 @@ use group_commit::GroupCommit;
 
 /// Version of the database layout: the set of trees and their key layouts. Bumped, with a
 /// migration, when either changes.
-pub const STORE_FORMAT_VERSION: u32 = 4;
+pub const STORE_FORMAT_VERSION: u32 = 5;
 
 /// Key of the layout version in the `meta` tree.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -128,8 +129,11 @@ impl Trees {
         let version: u32 = codec::decode(existing.current.as_deref().unwrap_or_default(), what)?;
         if version == STORE_FORMAT_VERSION {
             Ok(())
-        } else if version == 3 {
-            jobs::migrate_from_3(&self.jobs)?;
+        } else if version == 3 || version == 4 {
+            if version == 3 {
+                jobs::migrate_from_3(&self.jobs)?;
+            }
+            jobs::migrate_from_4(&self.jobs)?;
             self.meta.insert(
                 FORMAT_VERSION_KEY,
                 codec::encode(&STORE_FORMAT_VERSION, what)?,

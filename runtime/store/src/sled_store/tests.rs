@@ -80,13 +80,17 @@ fn jobs_of_an_unknown_format_are_corrupt() {
     let jobs = &store.trees.jobs;
     let commit = keys::head(job.id());
     let stored = jobs.get(commit).unwrap().unwrap();
-    let (events, record) = jobs::split_commit(&stored, String::new).unwrap();
-    let mut record: Value = serde_json::from_slice(record).unwrap();
+    let head = jobs::split_head(&stored, String::new).unwrap();
+    let (events, tasks) = (head.events, head.tasks);
+    let mut record: Value = serde_json::from_slice(head.outline).unwrap();
     record["format_version"] = json!(2);
     let rewritten = serde_json::from_value::<Job>(record.clone());
     assert!(rewritten.is_err(), "this build refuses format version 2");
-    let mut bytes = (events.len() as u32).to_le_bytes().to_vec();
-    bytes.extend_from_slice(events);
+    let mut bytes = Vec::new();
+    for section in [events, tasks] {
+        bytes.extend_from_slice(&(section.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(section);
+    }
     bytes.extend_from_slice(&serde_json::to_vec(&record).unwrap());
     jobs.insert(commit, bytes).unwrap();
     bump_format_version(jobs, &keys::tagged_job(keys::tag::META, job.id()), 2);
@@ -151,7 +155,7 @@ fn undecodable_events_are_corrupt() {
         .jobs
         .insert(
             keys::commit(id, 1),
-            jobs::encode_commit(b"[{not json", None, String::new).unwrap(),
+            jobs::encode_chunk(b"[{not json", String::new).unwrap(),
         )
         .unwrap();
     assert_corrupt(store.events(id, 0, 10), "event", "key must be a string");
@@ -346,7 +350,7 @@ fn events_pass_from_the_head_into_chunks_and_read_back_once() {
         .jobs
         .insert(
             keys::commit(job.id(), last),
-            jobs::encode_commit(head_events, None, String::new).unwrap(),
+            jobs::encode_chunk(head_events, String::new).unwrap(),
         )
         .unwrap();
     assert_eq!(store.events(job.id(), 0, 10_000).unwrap(), all);
@@ -395,4 +399,189 @@ fn a_database_of_store_format_3_is_migrated() {
         version.as_ref(),
         STORE_FORMAT_VERSION.to_string().as_bytes()
     );
+}
+
+/// A started job whose step `erase` fans out over `items` items, one at a time, with its
+/// events so far.
+fn fan_out_job(items: usize) -> (WorkflowDefinition, Job, Vec<Event>) {
+    let definition = WorkflowDefinition::from_value(json!({
+        "name": "erase", "version": 1,
+        "steps": [{"id": "erase", "plugin": "echo@1", "for_each": "${workflow.input.machines}",
+                   "concurrency": 1, "input": {"machine": "${item}"}}]
+    }))
+    .unwrap();
+    let plugin = ResolvedPlugin {
+        name: "echo".parse().unwrap(),
+        version: semver::Version::new(1, 0, 0),
+        digest: digest(),
+    };
+    let plugins = BTreeMap::from([(StepId::new("erase").unwrap(), plugin)]);
+    let machines: Vec<String> = (0..items).map(|n| format!("m{n}")).collect();
+    let id = JobId::from_parts(Timestamp::from_unix_ms(5), [4; 10]);
+    let input = json!({ "machines": machines });
+    let (mut job, created) =
+        Job::create(id, &definition, input, plugins, Timestamp::EPOCH).unwrap();
+    let started = weft_domain::Machine::new(&definition)
+        .start(&mut job, Timestamp::from_unix_ms(1))
+        .unwrap();
+    let mut events = vec![created];
+    events.extend(started.events);
+    (definition, job, events)
+}
+
+/// Runs item `n` of a `fan_out_job` to success; returns the events.
+fn run_item(definition: &WorkflowDefinition, job: &mut Job, n: u32) -> Vec<Event> {
+    use weft_domain::{AttemptOutcome, AttemptReport, TaskKey};
+    let machine = weft_domain::Machine::new(definition);
+    let task = TaskKey::item(StepId::new("erase").unwrap(), n);
+    let now = job.updated_at().plus_ms(1);
+    let (_, mut effects) = machine.begin_attempt(job, &task, now).unwrap();
+    let report = AttemptReport::new(AttemptOutcome::Succeeded {
+        output: json!({"erased": n}),
+    });
+    let completed = machine
+        .complete_attempt(job, &task, report, 0.0, now.plus_ms(1))
+        .unwrap();
+    effects.events.extend(completed.events);
+    effects.events
+}
+
+fn head_len(store: &SledStore, id: JobId) -> usize {
+    store.trees.jobs.get(keys::head(id)).unwrap().unwrap().len()
+}
+
+#[test]
+fn a_large_fan_out_is_stored_in_parts_and_reads_back_whole() {
+    const ITEMS: u32 = 400;
+    let (dir, store) = temp_store();
+    let (definition, mut job, events) = fan_out_job(ITEMS as usize);
+    let id = job.id();
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &events)
+        .unwrap();
+    let mut largest_head = 0;
+    for n in 0..ITEMS / 2 {
+        let events = run_item(&definition, &mut job, n);
+        store.commit_job(&job, &events).unwrap();
+        largest_head = largest_head.max(head_len(&store, id));
+        if n % 7 == 0 {
+            assert_eq!(
+                store.job(id).unwrap().as_ref(),
+                Some(&job),
+                "after item {n}"
+            );
+        }
+    }
+
+    // Reopened, the store no longer knows what it wrote: it reads the job back and goes on.
+    store.close().unwrap();
+    let store = SledStore::open(&dir.path().join("db"), SledConfig::default()).unwrap();
+    assert_eq!(store.job(id).unwrap().as_ref(), Some(&job));
+    for n in ITEMS / 2..ITEMS {
+        let events = run_item(&definition, &mut job, n);
+        store.commit_job(&job, &events).unwrap();
+        largest_head = largest_head.max(head_len(&store, id));
+    }
+    assert!(job.state().is_terminal(), "{:?}", job.state());
+    assert_eq!(store.job(id).unwrap().as_ref(), Some(&job));
+    // Heads hold the job's input, the step's output at the end, and the events and tasks
+    // of the latest commits: a fraction of the job.
+    let whole = serde_json::to_vec(&job).unwrap().len();
+    assert!(
+        largest_head < whole / 3,
+        "heads grew to {largest_head} bytes, for a job of {whole} bytes in JSON"
+    );
+    let page = store.jobs(&JobQuery::newest(10)).unwrap();
+    assert_eq!(page.jobs, [job]);
+}
+
+#[test]
+fn a_missing_task_record_is_corrupt() {
+    let (_dir, store) = temp_store();
+    // Large enough that its tasks go to their records when it fans out.
+    let (definition, mut job, events) = fan_out_job(400);
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &events)
+        .unwrap();
+    let events = run_item(&definition, &mut job, 0);
+    store.commit_job(&job, &events).unwrap();
+    let erase = StepId::new("erase").unwrap();
+    store
+        .trees
+        .jobs
+        .remove(keys::task(job.id(), &erase, 2))
+        .unwrap();
+    assert_corrupt(store.job(job.id()), "task erase[2]", "missing");
+    store
+        .trees
+        .jobs
+        .remove(keys::items(job.id(), &erase))
+        .unwrap();
+    assert_corrupt(store.job(job.id()), "the list step erase", "missing");
+}
+
+#[test]
+fn a_database_of_store_format_4_is_migrated() {
+    let (dir, store) = temp_store();
+    let (definition, mut job, mut all) = fan_out_job(5);
+    let id = job.id();
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &all)
+        .unwrap();
+    let events = run_item(&definition, &mut job, 0);
+    store.commit_job(&job, &events).unwrap();
+    all.extend(events);
+    // Format 4 held the whole job in its head, after the events, and nothing apart.
+    let jobs = &store.trees.jobs;
+    let head = jobs.get(keys::head(id)).unwrap().unwrap();
+    let events_json = jobs::split_head(&head, String::new).unwrap().events;
+    let mut format_4 = jobs::encode_chunk(events_json, String::new).unwrap();
+    format_4.extend_from_slice(&serde_json::to_vec(&job).unwrap());
+    jobs.insert(keys::head(id), format_4).unwrap();
+    for tag in [keys::tag::ITEMS, keys::tag::TASK] {
+        for key in jobs.scan_prefix([tag]).keys() {
+            jobs.remove(key.unwrap()).unwrap();
+        }
+    }
+    close_as_format(store, 4);
+
+    let path = dir.path().join("db");
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    assert_eq!(store.job(id).unwrap().as_ref(), Some(&job));
+    assert_eq!(store.events(id, 0, 100).unwrap(), all);
+    for n in 1..5 {
+        let events = run_item(&definition, &mut job, n);
+        store.commit_job(&job, &events).unwrap();
+        all.extend(events);
+    }
+    assert_eq!(store.job(id).unwrap().as_ref(), Some(&job));
+    assert_eq!(store.events(id, 0, 100).unwrap(), all);
+    store.close().unwrap();
+    // Migrating again (a crash before the version was recorded) finds nothing to change.
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    close_as_format(store, 4);
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    assert_eq!(store.job(id).unwrap(), Some(job));
+}
+
+#[test]
+fn a_crash_before_a_head_is_written_leaves_the_job_as_the_previous_head_said() {
+    let (_dir, store) = temp_store();
+    let (definition, mut job, events) = fan_out_job(120);
+    let id = job.id();
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &events)
+        .unwrap();
+    let jobs = &store.trees.jobs;
+    for n in 0..120 {
+        let before = job.clone();
+        let previous_head = jobs.get(keys::head(id)).unwrap().unwrap();
+        let events = run_item(&definition, &mut job, n);
+        store.commit_job(&job, &events).unwrap();
+        // Every other write of the commit happened; its head did not.
+        let head = jobs.insert(keys::head(id), previous_head).unwrap().unwrap();
+        assert_eq!(store.job(id).unwrap().as_ref(), Some(&before), "item {n}");
+        jobs.insert(keys::head(id), head).unwrap();
+        assert_eq!(store.job(id).unwrap().as_ref(), Some(&job), "item {n}");
+    }
 }

@@ -1,0 +1,278 @@
+//! The fan-outs of jobs in sled. A fanned-out step's list and tasks are records of their own,
+//! so that a commit writes the tasks it changed rather than every task of a large fan-out.
+//!
+//! A job's head holds its *outline* ([`Job::outline`], the job without its fan-outs' lists
+//! and tasks) and the tasks that changed since their own records were written, which override
+//! those records when the job is read. Records are written only with what the head they go
+//! under already says, so a crash between any two writes leaves a job that reads back as its
+//! last head did:
+//! - when a step fans out, its list is written before the first head that names the fan-out
+//!   (no earlier head reads it), and so are its tasks unless they are few enough to go into
+//!   that head;
+//! - a task that changes goes into the head; once the head's tasks pass [`HEAD_TASK_BYTES`],
+//!   the commit that passes it first writes them out to their records *as the previous head
+//!   holds them*, and then writes its head with only its own changes.
+//!
+//! Which tasks changed is told by pointer first: the state machine changes a job
+//! copy-on-write, and the store keeps each fanned-out step's record as of the job's latest
+//! commit ([`FanOutsWritten`]), sharing the tasks that did not change. Without that memory
+//! (after a restart, or a failed write) the commit reads the job back first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weft_domain::job::{FanOutParts, StepWork};
+use weft_domain::{Job, JobId, StepId, StepRecord, TaskRecord};
+
+use super::SledStore;
+use super::codec::{decode, encode};
+use super::keys;
+use crate::error::StoreError;
+
+/// The head's tasks grow to this, in JSON bytes, before they are written out to their own
+/// records: small enough that rewriting the head stays cheap, large enough that most commits
+/// write no task record at all.
+const HEAD_TASK_BYTES: usize = 8 * 1024;
+
+/// A task in a head, as written.
+#[derive(Serialize)]
+struct HeadTaskRef<'a> {
+    step: &'a StepId,
+    item: u32,
+    task: &'a TaskRecord,
+}
+
+/// A task in a head, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadTask {
+    step: StepId,
+    item: u32,
+    task: TaskRecord,
+}
+
+/// What the store knows of a job's fan-outs as its latest head left them.
+#[derive(Debug, Default)]
+pub(super) struct FanOutsWritten {
+    /// Each fanned-out step's record as of the latest head.
+    steps: BTreeMap<StepId, Arc<StepRecord>>,
+    /// The tasks that head holds.
+    in_head: BTreeSet<(StepId, u32)>,
+}
+
+fn fan_out_tasks(record: &StepRecord) -> &[Arc<TaskRecord>] {
+    match record.work() {
+        Some(StepWork::FanOut { tasks, .. }) => tasks,
+        _ => &[],
+    }
+}
+
+fn item_index(index: usize) -> Result<u32, StoreError> {
+    u32::try_from(index).map_err(|_| StoreError::Invalid(format!("item {index} is out of range")))
+}
+
+/// The JSON of the tasks of `job` that its head holds.
+fn encode_head_tasks(job: &Job, in_head: &BTreeSet<(StepId, u32)>) -> Result<Vec<u8>, StoreError> {
+    let tasks: Vec<HeadTaskRef<'_>> = in_head
+        .iter()
+        .filter_map(|(step, item)| {
+            let task = job.step(step)?.task(Some(*item))?;
+            Some(HeadTaskRef {
+                step,
+                item: *item,
+                task,
+            })
+        })
+        .collect();
+    encode(&tasks, || format!("tasks in the head of job {}", job.id()))
+}
+
+/// Writes a step that has just fanned out: its list and every task.
+pub(super) fn write_new_fan_out(
+    tree: &sled::Tree,
+    id: JobId,
+    parts: &FanOutParts<'_>,
+) -> Result<(), StoreError> {
+    write_items(tree, id, parts)?;
+    write_tasks(tree, id, parts)
+}
+
+/// Writes the list a step fans out over.
+fn write_items(tree: &sled::Tree, id: JobId, parts: &FanOutParts<'_>) -> Result<(), StoreError> {
+    let items = encode(&**parts.items, || {
+        format!("the list step {} of job {id} fans out over", parts.step)
+    })?;
+    tree.insert(keys::items(id, parts.step), items)?;
+    Ok(())
+}
+
+/// Writes every task of a fanned-out step.
+fn write_tasks(tree: &sled::Tree, id: JobId, parts: &FanOutParts<'_>) -> Result<(), StoreError> {
+    for (index, task) in parts.tasks.iter().enumerate() {
+        let task_json = encode(&**task, || {
+            format!("task {}[{index}] of job {id}", parts.step)
+        })?;
+        tree.insert(keys::task(id, parts.step, item_index(index)?), task_json)?;
+    }
+    Ok(())
+}
+
+impl SledStore {
+    /// Writes what of `job`'s fan-outs must be stored before its head, given what the
+    /// previous head left. Returns the tasks the new head holds, as JSON, and what the store
+    /// knows once that head is written.
+    pub(super) fn write_fan_outs(
+        &self,
+        job: &Job,
+        previous: FanOutsWritten,
+    ) -> Result<(Vec<u8>, FanOutsWritten), StoreError> {
+        let tree = &self.trees.jobs;
+        let id = job.id();
+        let mut steps = BTreeMap::new();
+        let mut changed = BTreeSet::new();
+        let mut fanned_out = Vec::new();
+        for parts in job.fan_outs() {
+            steps.insert(parts.step.clone(), parts.record.clone());
+            let before = match previous.steps.get(parts.step) {
+                Some(before) if Arc::ptr_eq(before, parts.record) => continue,
+                Some(before) => fan_out_tasks(before),
+                // Just fanned out: no head names its records yet, so they may be written now.
+                None => {
+                    write_items(tree, id, &parts)?;
+                    fanned_out.push(parts);
+                    &[]
+                }
+            };
+            for (index, task) in parts.tasks.iter().enumerate() {
+                let same = before
+                    .get(index)
+                    .is_some_and(|b| Arc::ptr_eq(b, task) || **b == **task);
+                if !same {
+                    changed.insert((parts.step.clone(), item_index(index)?));
+                }
+            }
+        }
+        let mut in_head: BTreeSet<_> = previous.in_head.union(&changed).cloned().collect();
+        let mut tasks_json = encode_head_tasks(job, &in_head)?;
+        // A small fan-out stays in the head (which spares sled a key per task); a large
+        // one goes to its records at once.
+        if tasks_json.len() > HEAD_TASK_BYTES && !fanned_out.is_empty() {
+            for parts in &fanned_out {
+                write_tasks(tree, id, parts)?;
+                in_head.retain(|(step, _)| step != parts.step);
+                changed.retain(|(step, _)| step != parts.step);
+            }
+            tasks_json = encode_head_tasks(job, &in_head)?;
+        }
+        if tasks_json.len() > HEAD_TASK_BYTES && in_head.len() > changed.len() {
+            self.write_out_head_tasks(id, &previous)?;
+            in_head = changed;
+            tasks_json = encode_head_tasks(job, &in_head)?;
+        }
+        Ok((tasks_json, FanOutsWritten { steps, in_head }))
+    }
+
+    /// Writes each task the previous head holds to its own record, as that head holds it.
+    fn write_out_head_tasks(&self, id: JobId, previous: &FanOutsWritten) -> Result<(), StoreError> {
+        for (step, item) in &previous.in_head {
+            let task = previous
+                .steps
+                .get(step)
+                .and_then(|record| record.task(Some(*item)))
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "the head of job {id} holds task {step}[{item}], which the job lacks"
+                    ))
+                })?;
+            let task_json = encode(task, || format!("task {step}[{item}] of job {id}"))?;
+            self.trees
+                .jobs
+                .insert(keys::task(id, step, *item), task_json)?;
+        }
+        Ok(())
+    }
+
+    /// The job whose head holds `outline` and `tasks_json`, with its fan-outs read back in,
+    /// and what the store knows of them.
+    pub(super) fn assemble_job(
+        &self,
+        id: JobId,
+        tasks_json: &[u8],
+        outline: &[u8],
+    ) -> Result<(Job, FanOutsWritten), StoreError> {
+        let corrupt = |detail: String| StoreError::corrupt(format!("job {id}"), detail);
+        let mut job: Job = decode(outline, || format!("job {id}"))?;
+        let head_tasks: Vec<HeadTask> =
+            decode(tasks_json, || format!("tasks in the head of job {id}"))?;
+        let mut in_head = BTreeSet::new();
+        let mut by_step: BTreeMap<StepId, Vec<(u32, TaskRecord)>> = BTreeMap::new();
+        for HeadTask { step, item, task } in head_tasks {
+            in_head.insert((step.clone(), item));
+            by_step.entry(step).or_default().push((item, task));
+        }
+        let fanned: Vec<StepId> = job.fan_outs().map(|parts| parts.step.clone()).collect();
+        for step in &fanned {
+            let from_head = by_step.remove(step).unwrap_or_default();
+            self.read_fan_out(&mut job, step, from_head)?;
+        }
+        if let Some(step) = by_step.keys().next() {
+            return Err(corrupt(format!(
+                "its head holds tasks of step {step}, which did not fan out"
+            )));
+        }
+        let steps = job
+            .fan_outs()
+            .map(|parts| (parts.step.clone(), parts.record.clone()))
+            .collect();
+        Ok((job, FanOutsWritten { steps, in_head }))
+    }
+
+    /// Puts a fanned-out step's list and tasks back into `job`: its records, overridden by
+    /// the tasks in the head.
+    fn read_fan_out(
+        &self,
+        job: &mut Job,
+        step: &StepId,
+        from_head: Vec<(u32, TaskRecord)>,
+    ) -> Result<(), StoreError> {
+        let id = job.id();
+        let tree = &self.trees.jobs;
+        let what = || format!("the list step {step} of job {id} fans out over");
+        let items: Vec<Value> = match tree.get(keys::items(id, step))? {
+            Some(bytes) => decode(&bytes, what)?,
+            None => return Err(StoreError::corrupt(what(), "the record is missing")),
+        };
+        let mut tasks: Vec<Option<Arc<TaskRecord>>> = vec![None; items.len()];
+        // A crash may have left tasks beyond the list, of a fan-out that was never committed.
+        for entry in tree.scan_prefix(keys::task_prefix(id, step)) {
+            let (key, bytes) = entry?;
+            let item = keys::task_item(&key)?;
+            if let Some(slot) = tasks.get_mut(item as usize) {
+                let task = decode(&bytes, || format!("task {step}[{item}] of job {id}"))?;
+                *slot = Some(Arc::new(task));
+            }
+        }
+        for (item, task) in from_head {
+            let slot = tasks.get_mut(item as usize).ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("job {id}"),
+                    format!("its head holds task {step}[{item}], beyond the list"),
+                )
+            })?;
+            *slot = Some(Arc::new(task));
+        }
+        let tasks = tasks
+            .into_iter()
+            .enumerate()
+            .map(|(item, task)| {
+                task.ok_or_else(|| {
+                    StoreError::corrupt(format!("task {step}[{item}] of job {id}"), "it is missing")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        job.restore_fan_out(step, Arc::new(items), tasks)
+            .map_err(|e| StoreError::corrupt(format!("job {id}"), e))
+    }
+}
