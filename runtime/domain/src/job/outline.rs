@@ -2,8 +2,9 @@
 //! rest of the job, so that a commit writes the tasks it changed and not all of them.
 //!
 //! The *outline* is the job as it serializes, except that every fanned-out step has empty
-//! `items` and `tasks`; it deserializes as a [`Job`] like any other, and
-//! [`Job::restore_fan_out`] puts each fan-out's parts back. Which tasks changed since a
+//! `items` and `tasks` (and, if asked, the input is `null`; a job's input is always an
+//! object); it deserializes as a [`Job`] like any other, and [`Job::restore_fan_out`] and
+//! [`Job::restore_input`] put the parts back. Which tasks changed since a
 //! commit is told by pointer: the state machine changes a job copy-on-write, so a task that
 //! is still the same `Arc` is unchanged.
 
@@ -30,6 +31,9 @@ pub enum RestoreError {
     /// The step's items and tasks are already in the job.
     #[error("step {0} already holds its items and tasks")]
     AlreadyWhole(StepId),
+    /// The job already holds its input.
+    #[error("the job already holds its input")]
+    InputPresent,
     /// There is not one task per item.
     #[error("step {step} has {items} items but {tasks} tasks")]
     Mismatch {
@@ -59,7 +63,28 @@ pub struct FanOutParts<'a> {
 impl Job {
     /// The job without its fan-outs' items and tasks; see the module documentation.
     pub fn outline(&self) -> Outline<'_> {
-        Outline(self)
+        Outline {
+            job: self,
+            input: InputPlace::Inline,
+        }
+    }
+
+    /// The outline without the input either, for a store that keeps a large input apart:
+    /// it never changes, so it need not be written again with every commit.
+    pub fn outline_without_input(&self) -> Outline<'_> {
+        Outline {
+            job: self,
+            input: InputPlace::Apart,
+        }
+    }
+
+    /// Puts the input back into a job read from an outline without it.
+    pub fn restore_input(&mut self, input: Arc<Value>) -> Result<(), RestoreError> {
+        if !self.input.is_null() {
+            return Err(RestoreError::InputPresent);
+        }
+        self.input = input;
+        Ok(())
     }
 
     /// Every step that fanned out, in step id order.
@@ -114,7 +139,17 @@ impl Job {
 
 /// A job's outline, ready to serialize; see [`Job::outline`].
 #[derive(Debug, Clone, Copy)]
-pub struct Outline<'a>(&'a Job);
+pub struct Outline<'a> {
+    job: &'a Job,
+    input: InputPlace,
+}
+
+/// Whether an outline holds the job's input.
+#[derive(Debug, Clone, Copy)]
+enum InputPlace {
+    Inline,
+    Apart,
+}
 
 impl Serialize for Outline<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -135,14 +170,17 @@ impl Serialize for Outline<'_> {
             updated_at,
             finished_at,
             last_event_sequence,
-        } = self.0;
+        } = self.job;
         JobOutline {
             format_version: *format_version,
             id: *id,
             workflow,
             version: *version,
             state: *state,
-            input,
+            input: match self.input {
+                InputPlace::Inline => input,
+                InputPlace::Apart => &Value::Null,
+            },
             plugins,
             steps: StepsOutline(steps),
             output: output.as_ref(),

@@ -358,6 +358,24 @@ fn a_job_outline_leaves_out_fan_outs_and_restores_whole() {
     let changed: Vec<usize> = (0..3).filter(|&i| !Arc::ptr_eq(&was[i], &now[i])).collect();
     assert_eq!(changed, [1], "only item 1 ran; item 2 was ready before");
 
+    // The input may be left out too, and put back.
+    let outline = serde_json::to_vec(&job.outline_without_input()).unwrap();
+    let mut without: Job = serde_json::from_slice(&outline).unwrap();
+    assert_eq!(without.input(), &Value::Null);
+    without
+        .restore_input(Arc::new(job.input().clone()))
+        .unwrap();
+    assert_eq!(
+        without.restore_input(Arc::new(json!({}))),
+        Err(RestoreError::InputPresent)
+    );
+    for parts in job.fan_outs() {
+        without
+            .restore_fan_out(parts.step, parts.items.clone(), parts.tasks.to_vec())
+            .unwrap();
+    }
+    assert_eq!(without, job);
+
     run(
         &machine,
         &mut job,
