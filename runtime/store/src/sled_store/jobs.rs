@@ -12,6 +12,11 @@
 //! events afresh. A crash between the two writes leaves the same events in the chunk and in
 //! the head, and readers take each event once.
 //!
+//! What is large and written once stays out of the head: an input over [`INPUT_APART_BYTES`]
+//! is a record of its own, written when the job is created, and so is each fan-out's list,
+//! while its tasks are written as [`super::fan_outs`] says. The head then holds the job's
+//! outline ([`Job::outline`]).
+//!
 //! The indexes are few, because each costs a write: the metadata entries (which also list
 //! every job, in creation order), jobs by workflow, idempotency keys, the *unfinished* entries
 //! (which say the state of every job not finished, so that lists of pending, running or paused
@@ -30,9 +35,11 @@
 //! job's head ([`LatestCommits`]) instead of reading it back before the next commit.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use serde_json::Value;
 use sled::IVec;
+use weft_domain::job::Outline;
 use weft_domain::{Event, Job, JobId, JobState};
 
 use super::codec::{decode, decode_versioned, encode};
@@ -115,16 +122,39 @@ pub(super) fn encode_chunk(
 pub(super) fn encode_head(
     events_json: &[u8],
     tasks_json: &[u8],
-    job: &Job,
+    outline: Outline<'_>,
     what: impl Fn() -> String,
 ) -> Result<Vec<u8>, StoreError> {
     let mut bytes =
         Vec::with_capacity(2 * HEADER_LEN + events_json.len() + tasks_json.len() + 2048);
     push_section(&mut bytes, events_json, &what)?;
     push_section(&mut bytes, tasks_json, &what)?;
-    serde_json::to_writer(&mut bytes, &job.outline())
+    serde_json::to_writer(&mut bytes, &outline)
         .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", what())))?;
     Ok(bytes)
+}
+
+/// A job input longer than this, in JSON bytes, is written once, in a record of its own,
+/// rather than with every commit of the job. Below it, the record would cost more (sled adds
+/// a key far more slowly than it rewrites one) than rewriting the input does.
+const INPUT_APART_BYTES: usize = 4 * 1024;
+
+/// How the job's head holds its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputPlace {
+    /// In the head, with the rest of the job.
+    Inline,
+    /// In its own record ([`keys::tag::INPUT`]); the head's is `null`.
+    Apart,
+}
+
+impl InputPlace {
+    fn outline(self, job: &Job) -> Outline<'_> {
+        match self {
+            InputPlace::Inline => job.outline(),
+            InputPlace::Apart => job.outline_without_input(),
+        }
+    }
 }
 
 /// A head or chunk record split into its events' JSON and the rest (empty in a chunk).
@@ -185,6 +215,8 @@ struct Latest {
     state: Option<JobState>,
     /// The job's fan-outs as it left them.
     fan_outs: FanOutsWritten,
+    /// Where the job's input is.
+    input: InputPlace,
 }
 
 /// The head of each unfinished job this store wrote. A job's entry is taken out for
@@ -267,7 +299,9 @@ pub(super) fn migrate_from_4(tree: &sled::Tree) -> Result<(), StoreError> {
         for parts in job.fan_outs() {
             fan_outs::write_new_fan_out(tree, id, &parts)?;
         }
-        let record = encode_head(events_json, EMPTY_ARRAY, &job, || describe_head(id))?;
+        let record = encode_head(events_json, EMPTY_ARRAY, job.outline(), || {
+            describe_head(id)
+        })?;
         tree.insert(keys::head(id), record)?;
         migrated += 1;
     }
@@ -287,10 +321,31 @@ impl SledStore {
         Ok(self.trees.jobs.contains_key(keys::head(id))?)
     }
 
-    /// The job in its head record, and what the store knows of its fan-outs.
-    fn job_in_head(&self, bytes: &[u8], id: JobId) -> Result<(Job, FanOutsWritten), StoreError> {
+    /// The job in its head record.
+    fn job_in_head(&self, bytes: &[u8], id: JobId) -> Result<Job, StoreError> {
         let head = split_head(bytes, || describe_head(id))?;
-        self.assemble_job(id, head.tasks, head.outline)
+        Ok(self.read_job(id, &head)?.0)
+    }
+
+    /// The job whose head is `head`, whole, with what a commit on top of it needs to know:
+    /// how the store keeps its fan-outs and its input.
+    fn read_job(
+        &self,
+        id: JobId,
+        head: &HeadSections<'_>,
+    ) -> Result<(Job, FanOutsWritten, InputPlace), StoreError> {
+        let (mut job, fan_outs) = self.assemble_job(id, head.tasks, head.outline)?;
+        if !job.input().is_null() {
+            return Ok((job, fan_outs, InputPlace::Inline));
+        }
+        let what = || format!("input of job {id}");
+        let input: Value = match self.trees.jobs.get(keys::tagged_job(tag::INPUT, id))? {
+            Some(bytes) => decode(&bytes, what)?,
+            None => return Err(StoreError::corrupt(what(), "the record is missing")),
+        };
+        job.restore_input(Arc::new(input))
+            .map_err(|e| StoreError::corrupt(what(), e))?;
+        Ok((job, fan_outs, InputPlace::Apart))
     }
 
     /// The job's head, read from the tree. `job` is the job about to be committed on top of
@@ -304,7 +359,7 @@ impl SledStore {
         let head = split_head(&bytes, || describe_head(id))?;
         let events_json = head.events;
         let last = self.last_stored_sequence(id, events_json)?;
-        let (stored, fan_outs) = self.assemble_job(id, head.tasks, head.outline)?;
+        let (stored, fan_outs, input) = self.read_job(id, &head)?;
         // The job is unfinished while it has an unfinished entry, which names its state; if
         // a crash cut a move short it names two, and the stored job says which holds.
         let state = match self.trees.jobs.get(keys::tagged_job(tag::UNFINISHED, id))? {
@@ -320,6 +375,7 @@ impl SledStore {
             events_json: events_json.to_vec(),
             state,
             fan_outs,
+            input,
         })
     }
 
@@ -346,6 +402,7 @@ impl SledStore {
         job: &Job,
         events: &[Event],
         previous: Option<Latest>,
+        input: InputPlace,
     ) -> Result<Latest, StoreError> {
         let id = job.id();
         let tree = &self.trees.jobs;
@@ -390,13 +447,15 @@ impl SledStore {
             }
         };
         let (tasks_json, fan_outs) = self.write_fan_outs(job, previous_fan_outs)?;
-        let record = encode_head(&events_json, &tasks_json, job, || describe_head(id))?;
+        let outline = input.outline(job);
+        let record = encode_head(&events_json, &tasks_json, outline, || describe_head(id))?;
         tree.insert(keys::head(id), record)?;
         Ok(Latest {
             last,
             events_json,
             state: Some(job.state()),
             fan_outs,
+            input,
         })
     }
 
@@ -442,7 +501,14 @@ impl SledStore {
         if let Some(key) = &idempotency {
             tree.insert(key.as_slice(), &id.to_bytes())?;
         }
-        let latest = self.write_commit(job, events, None)?;
+        let input_json = encode(job.input(), || format!("input of job {id}"))?;
+        let input = if input_json.len() > INPUT_APART_BYTES {
+            tree.insert(keys::tagged_job(tag::INPUT, id), input_json)?;
+            InputPlace::Apart
+        } else {
+            InputPlace::Inline
+        };
+        let latest = self.write_commit(job, events, None, input)?;
         self.latest.put(id, latest);
         Ok(CreateJob::Created)
     }
@@ -464,7 +530,8 @@ impl SledStore {
             Some(from) => tree.insert(unfinished_key, encode_states(&[from, state])?)?,
             None => None,
         };
-        let latest = self.write_commit(job, events, Some(previous))?;
+        let input = previous.input;
+        let latest = self.write_commit(job, events, Some(previous), input)?;
         match moved_from {
             Some(_) if state.is_terminal() => tree.remove(unfinished_key)?,
             Some(_) => tree.insert(unfinished_key, encode_states(&[state])?)?,
@@ -476,7 +543,7 @@ impl SledStore {
 
     pub(super) fn job_record(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         self.head(id)?
-            .map(|bytes| Ok(self.job_in_head(&bytes, id)?.0))
+            .map(|bytes| self.job_in_head(&bytes, id))
             .transpose()
     }
 

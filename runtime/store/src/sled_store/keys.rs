@@ -76,6 +76,8 @@ pub(super) mod tag {
     pub const BY_WORKFLOW: u8 = b'w';
     /// `i ++ workflow ++ 0x00 ++ idempotency key` -> job id (raw bytes).
     pub const IDEMPOTENCY: u8 = b'i';
+    /// `n ++ job id` -> the job's input, when it is large enough to be kept out of the head.
+    pub const INPUT: u8 = b'n';
     /// `f ++ job id ++ step ++ 0x00` -> the list a step of the job fanned out over.
     pub const ITEMS: u8 = b'f';
     /// `t ++ job id ++ step ++ 0x00 ++ item index` -> that item's task, unless the job's head

@@ -175,7 +175,7 @@ impl fmt::Debug for SledStore {
 
 impl SledStore {
     /// Opens the database at `path`, creating it if needed. A database another store holds
-    /// open is waited for up to [`LOCK_WAIT`], then refused.
+    /// open is waited for up to 2 seconds, then refused.
     pub fn open(path: &Path, config: SledConfig) -> Result<SledStore, StoreError> {
         let db = open_unlocked(&config, path)?;
         let trees = Trees::open(&db)?;

@@ -585,3 +585,46 @@ fn a_crash_before_a_head_is_written_leaves_the_job_as_the_previous_head_said() {
         assert_eq!(store.job(id).unwrap().as_ref(), Some(&job), "item {n}");
     }
 }
+
+#[test]
+fn a_large_input_is_written_once_apart_from_the_head() {
+    let (dir, store) = temp_store();
+    let (definition, mut job, events) = fan_out_job(1_000);
+    let id = job.id();
+    let input_bytes = serde_json::to_vec(job.input()).unwrap().len();
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &events)
+        .unwrap();
+    let input_key = keys::tagged_job(keys::tag::INPUT, id);
+    assert!(store.trees.jobs.contains_key(input_key).unwrap());
+    for n in 0..3 {
+        let events = run_item(&definition, &mut job, n);
+        store.commit_job(&job, &events).unwrap();
+        assert!(
+            head_len(&store, id) < input_bytes,
+            "a head of {} bytes holds the input of {input_bytes}",
+            head_len(&store, id)
+        );
+    }
+    assert_eq!(store.job(id).unwrap().as_ref(), Some(&job));
+    // Reopened, the store finds where the input is and keeps it there.
+    store.close().unwrap();
+    let store = SledStore::open(&dir.path().join("db"), SledConfig::default()).unwrap();
+    let events = run_item(&definition, &mut job, 3);
+    store.commit_job(&job, &events).unwrap();
+    assert!(head_len(&store, id) < input_bytes);
+    assert_eq!(store.job(id).unwrap().as_ref(), Some(&job));
+    assert_eq!(store.unfinished_jobs().unwrap()[0].0, job);
+
+    store.trees.jobs.remove(input_key).unwrap();
+    assert_corrupt(store.job(id), "input of job", "missing");
+
+    // A small input stays in the head: no record of its own.
+    let small = self::job();
+    store
+        .create_job(&small, &JobMeta::new(0, "default", None), &[])
+        .unwrap();
+    let small_input = keys::tagged_job(keys::tag::INPUT, small.id());
+    assert!(!store.trees.jobs.contains_key(small_input).unwrap());
+    assert_eq!(store.job(small.id()).unwrap(), Some(small));
+}
