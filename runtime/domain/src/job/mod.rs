@@ -9,6 +9,7 @@
 
 mod outline;
 mod step;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +30,7 @@ use crate::time::Timestamp;
 
 pub use outline::{FanOutParts, Outline, RestoreError};
 pub use step::{SkipReason, StepRecord, StepWork, TaskRecord};
+pub use tasks::TaskList;
 
 /// Version of the stored layout of [`Job`] and [`Event`] records. A release that changes the
 /// layout bumps it and teaches the store to migrate older records; records newer than this

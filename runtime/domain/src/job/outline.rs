@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::{Job, SkipReason, StepRecord, StepWork, TaskRecord};
+use super::{Job, SkipReason, StepRecord, StepWork, TaskList, TaskRecord};
 use crate::failure::{JobFailure, StepError};
 use crate::id::{StepId, WorkflowName};
 use crate::job_id::JobId;
@@ -57,7 +57,7 @@ pub struct FanOutParts<'a> {
     /// The list the step fanned out over.
     pub items: &'a Arc<Vec<Value>>,
     /// One task per item, in order.
-    pub tasks: &'a [Arc<TaskRecord>],
+    pub tasks: &'a TaskList,
 }
 
 impl Job {
@@ -107,7 +107,7 @@ impl Job {
         &mut self,
         step: &StepId,
         items: Arc<Vec<Value>>,
-        tasks: Vec<Arc<TaskRecord>>,
+        tasks: TaskList,
     ) -> Result<(), RestoreError> {
         if items.len() != tasks.len() {
             return Err(RestoreError::Mismatch {

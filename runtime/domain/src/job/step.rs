@@ -12,6 +12,8 @@ use crate::state::StepState;
 use crate::template::StepView;
 use crate::time::Timestamp;
 
+use super::TaskList;
+
 /// Why a step was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -117,7 +119,7 @@ pub enum StepWork {
         /// The rendered list.
         items: Arc<Vec<Value>>,
         /// One task per element, in order.
-        tasks: Vec<Arc<TaskRecord>>,
+        tasks: TaskList,
     },
 }
 
@@ -209,9 +211,9 @@ impl StepRecord {
     pub(crate) fn task_mut(&mut self, item: Option<u32>) -> Option<&mut TaskRecord> {
         match (&mut self.work, item) {
             (Some(StepWork::Single { task }), None) => Some(task),
-            (Some(StepWork::FanOut { tasks, .. }), Some(index)) => tasks
-                .get_mut(usize::try_from(index).ok()?)
-                .map(Arc::make_mut),
+            (Some(StepWork::FanOut { tasks, .. }), Some(index)) => {
+                tasks.get_mut(usize::try_from(index).ok()?)
+            }
             _ => None,
         }
     }

@@ -10,7 +10,7 @@ use super::*;
 use crate::attempt::PluginError;
 use crate::failure::ErrorKind;
 use crate::id::PluginDigest;
-use crate::job::{RestoreError, SkipReason};
+use crate::job::{RestoreError, SkipReason, TaskList};
 use crate::job_id::JobId;
 use crate::plugin_ref::{CatalogueEntry, PluginCatalogue};
 
@@ -319,7 +319,7 @@ fn through_outline(job: &Job) -> Job {
             parts.step
         );
         restored
-            .restore_fan_out(parts.step, parts.items.clone(), parts.tasks.to_vec())
+            .restore_fan_out(parts.step, parts.items.clone(), parts.tasks.clone())
             .unwrap();
     }
     restored
@@ -354,8 +354,8 @@ fn a_job_outline_leaves_out_fan_outs_and_restores_whole() {
     assert_eq!(through_outline(&job), job);
 
     // Only the changed task is a new `Arc`: that is how a store tells what to write.
-    let [was, now] = [&before, &job].map(|j| j.fan_outs().next().unwrap().tasks.to_vec());
-    let changed: Vec<usize> = (0..3).filter(|&i| !Arc::ptr_eq(&was[i], &now[i])).collect();
+    let [was, now] = [&before, &job].map(|j| j.fan_outs().next().unwrap().tasks.clone());
+    let changed: Vec<usize> = now.unshared_items(&was).collect();
     assert_eq!(changed, [1], "only item 1 ran; item 2 was ready before");
 
     // The input may be left out too, and put back.
@@ -371,7 +371,7 @@ fn a_job_outline_leaves_out_fan_outs_and_restores_whole() {
     );
     for parts in job.fan_outs() {
         without
-            .restore_fan_out(parts.step, parts.items.clone(), parts.tasks.to_vec())
+            .restore_fan_out(parts.step, parts.items.clone(), parts.tasks.clone())
             .unwrap();
     }
     assert_eq!(without, job);
@@ -392,14 +392,14 @@ fn a_job_outline_leaves_out_fan_outs_and_restores_whole() {
     let (step, items) = (parts.step.clone(), parts.items.clone());
     let mut whole = job.clone();
     assert_eq!(
-        whole.restore_fan_out(&step, items.clone(), Vec::new()),
+        whole.restore_fan_out(&step, items.clone(), TaskList::default()),
         Err(RestoreError::Mismatch {
             step: step.clone(),
             items: 3,
             tasks: 0
         })
     );
-    let tasks = parts.tasks.to_vec();
+    let tasks = parts.tasks.clone();
     assert_eq!(
         whole.restore_fan_out(&step, items, tasks),
         Err(RestoreError::AlreadyWhole(step))
