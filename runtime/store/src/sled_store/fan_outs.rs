@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use weft_domain::job::{FanOutParts, StepWork};
+use weft_domain::job::{FanOutParts, StepWork, TaskList};
 use weft_domain::{Job, JobId, StepId, StepRecord, TaskRecord};
 
 use super::SledStore;
@@ -62,10 +62,10 @@ pub(super) struct FanOutsWritten {
     in_head: BTreeSet<(StepId, u32)>,
 }
 
-fn fan_out_tasks(record: &StepRecord) -> &[Arc<TaskRecord>] {
+fn fan_out_tasks(record: &StepRecord) -> Option<&TaskList> {
     match record.work() {
-        Some(StepWork::FanOut { tasks, .. }) => tasks,
-        _ => &[],
+        Some(StepWork::FanOut { tasks, .. }) => Some(tasks),
+        _ => None,
     }
 }
 
@@ -142,13 +142,18 @@ impl SledStore {
                 None => {
                     write_items(tree, id, &parts)?;
                     fanned_out.push(parts);
-                    &[]
+                    None
                 }
             };
-            for (index, task) in parts.tasks.iter().enumerate() {
-                let same = before
-                    .get(index)
-                    .is_some_and(|b| Arc::ptr_eq(b, task) || **b == **task);
+            let candidates: Vec<usize> = match before {
+                Some(before) => parts.tasks.unshared_items(before).collect(),
+                None => (0..parts.tasks.len()).collect(),
+            };
+            for index in candidates {
+                let same = match (before.and_then(|b| b.get(index)), parts.tasks.get(index)) {
+                    (Some(was), Some(now)) => **was == **now,
+                    _ => false,
+                };
                 if !same {
                     changed.insert((parts.step.clone(), item_index(index)?));
                 }
