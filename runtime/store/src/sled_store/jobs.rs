@@ -43,8 +43,12 @@ use weft_domain::job::Outline;
 use weft_domain::{Event, Job, JobId, JobState};
 
 use super::codec::{decode, decode_versioned, encode};
-use super::fan_outs::{self, FanOutsWritten};
+use super::fan_outs::FanOutsWritten;
 use super::keys::{self, tag};
+use super::records::{
+    EMPTY_ARRAY, HeadSections, decode_events, describe_chunk, describe_head, describe_record,
+    encode_chunk, encode_events, encode_head, join_arrays, split_commit, split_head,
+};
 use super::{SledStore, lock};
 use crate::error::StoreError;
 use crate::format::check_written;
@@ -52,87 +56,8 @@ use crate::job::{
     CreateJob, JobMeta, JobPage, JobQuery, check_events, duplicate_job, reopened_job,
 };
 
-/// The JSON of no events.
-const EMPTY_ARRAY: &[u8] = b"[]";
-
-/// Two JSON arrays as serde_json writes them (no whitespace around the brackets), joined into
-/// one.
-fn join_arrays(first: &[u8], second: &[u8]) -> Vec<u8> {
-    if first == EMPTY_ARRAY {
-        return second.to_vec();
-    }
-    if second == EMPTY_ARRAY {
-        return first.to_vec();
-    }
-    let mut joined = Vec::with_capacity(first.len() + second.len());
-    joined.extend_from_slice(&first[..first.len().saturating_sub(1)]);
-    joined.push(b',');
-    joined.extend_from_slice(second.get(1..).unwrap_or_default());
-    joined
-}
-
-/// Length of the header of a head or chunk record: the length of its events' JSON, little-endian.
-const HEADER_LEN: usize = 4;
-
 /// Events gathered in a head beyond this are written out as a chunk.
 const CHUNK_BYTES: usize = 4 * 1024;
-
-fn describe_chunk(id: JobId, last: u64) -> String {
-    format!("chunk {last} of job {id}")
-}
-
-fn describe_head(id: JobId) -> String {
-    format!("latest commit of job {id}")
-}
-
-/// What a record of a job's tree is, by its key: a chunk or the head.
-fn describe_record(id: JobId, key: &[u8]) -> String {
-    match keys::commit_last(key) {
-        Ok(u64::MAX) => describe_head(id),
-        Ok(last) => describe_chunk(id, last),
-        Err(_) => format!("a record of job {id}"),
-    }
-}
-
-/// `section` preceded by its length.
-fn push_section(
-    bytes: &mut Vec<u8>,
-    section: &[u8],
-    what: impl Fn() -> String,
-) -> Result<(), StoreError> {
-    let length = u32::try_from(section.len())
-        .map_err(|_| StoreError::Invalid(format!("{} is too large", what())))?;
-    bytes.extend_from_slice(&length.to_le_bytes());
-    bytes.extend_from_slice(section);
-    Ok(())
-}
-
-/// A chunk record's bytes: the length of its events' JSON, then that JSON (an array).
-pub(super) fn encode_chunk(
-    events_json: &[u8],
-    what: impl Fn() -> String,
-) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = Vec::with_capacity(HEADER_LEN + events_json.len());
-    push_section(&mut bytes, events_json, what)?;
-    Ok(bytes)
-}
-
-/// A head record's bytes: its events as in a chunk, then the same for the fan-out tasks it
-/// holds ([`super::fan_outs`]), then the job's outline as JSON.
-pub(super) fn encode_head(
-    events_json: &[u8],
-    tasks_json: &[u8],
-    outline: Outline<'_>,
-    what: impl Fn() -> String,
-) -> Result<Vec<u8>, StoreError> {
-    let mut bytes =
-        Vec::with_capacity(2 * HEADER_LEN + events_json.len() + tasks_json.len() + 2048);
-    push_section(&mut bytes, events_json, &what)?;
-    push_section(&mut bytes, tasks_json, &what)?;
-    serde_json::to_writer(&mut bytes, &outline)
-        .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", what())))?;
-    Ok(bytes)
-}
 
 /// A job input longer than this, in JSON bytes, is written once, in a record of its own,
 /// rather than with every commit of the job. Below it, the record would cost more (sled adds
@@ -155,48 +80,6 @@ impl InputPlace {
             InputPlace::Apart => job.outline_without_input(),
         }
     }
-}
-
-/// A head or chunk record split into its events' JSON and the rest (empty in a chunk).
-pub(super) fn split_commit(
-    bytes: &[u8],
-    what: impl Fn() -> String,
-) -> Result<(&[u8], &[u8]), StoreError> {
-    let malformed = || StoreError::corrupt(what(), "the record is truncated");
-    let header = bytes.get(..HEADER_LEN).ok_or_else(malformed)?;
-    let length = u32::from_le_bytes(header.try_into().map_err(|_| malformed())?) as usize;
-    let rest = &bytes[HEADER_LEN..];
-    if rest.len() < length {
-        return Err(malformed());
-    }
-    Ok(rest.split_at(length))
-}
-
-/// The sections of a head record, each JSON.
-pub(super) struct HeadSections<'a> {
-    /// The events since the last chunk: an array.
-    pub events: &'a [u8],
-    /// The fan-out tasks the head holds: an array.
-    pub tasks: &'a [u8],
-    /// The job's outline.
-    pub outline: &'a [u8],
-}
-
-/// A head record split into its sections.
-pub(super) fn split_head(
-    bytes: &[u8],
-    what: impl Fn() -> String,
-) -> Result<HeadSections<'_>, StoreError> {
-    let (events, rest) = split_commit(bytes, &what)?;
-    let (tasks, outline) = split_commit(rest, &what)?;
-    if outline.is_empty() {
-        return Err(StoreError::corrupt(what(), "it does not hold the job"));
-    }
-    Ok(HeadSections {
-        events,
-        tasks,
-        outline,
-    })
 }
 
 /// Events JSON longer than this is not remembered in [`LatestCommits`]: the next commit reads
@@ -254,60 +137,6 @@ fn encode_states(states: &[JobState]) -> Result<Vec<u8>, StoreError> {
 /// The states an `unfinished` entry names.
 fn decode_states(bytes: &[u8], id: JobId) -> Result<Vec<JobState>, StoreError> {
     decode(bytes, || format!("unfinished entry of job {id}"))
-}
-
-/// Moves every job of a database of store format 3 to the layout of format 4, which
-/// [`migrate_from_4`] then moves on. There, the latest of a job's commit records (keyed like
-/// chunks) held the job and that commit's events: a copy of it becomes the head. The record itself stays, a chunk whose events the head repeats, which
-/// readers take once; a crash during the migration leaves it to be run again.
-pub(super) fn migrate_from_3(tree: &sled::Tree) -> Result<(), StoreError> {
-    let mut migrated = 0_u64;
-    for key in tree.scan_prefix([tag::META]).keys() {
-        let id = keys::trailing_job_id(&key?)?;
-        let records = keys::commit(id, 0)..=keys::head(id);
-        let Some((key, latest)) = tree.range(records).next_back().transpose()? else {
-            continue;
-        };
-        if key.as_ref() != keys::head(id).as_slice() {
-            tree.insert(keys::head(id), latest)?;
-            migrated += 1;
-        }
-    }
-    tree.flush()?;
-    tracing::info!(jobs = migrated, "moved jobs to store format 4");
-    Ok(())
-}
-
-/// Moves every job of a database of store format 4 to this layout. There, a head held the
-/// whole job where it now holds its outline: each fan-out's list and tasks are written to
-/// their own records, then the head is rewritten with no tasks of its own. A head that starts
-/// its job with `{` is of format 4 (in this layout the tasks' length comes first, and this
-/// migration writes that length as 2), so a crash during the migration leaves it to be run
-/// again.
-pub(super) fn migrate_from_4(tree: &sled::Tree) -> Result<(), StoreError> {
-    let mut migrated = 0_u64;
-    for key in tree.scan_prefix([tag::META]).keys() {
-        let id = keys::trailing_job_id(&key?)?;
-        let Some(head) = tree.get(keys::head(id))? else {
-            continue;
-        };
-        let (events_json, job_json) = split_commit(&head, || describe_head(id))?;
-        if job_json.first() != Some(&b'{') {
-            continue;
-        }
-        let job: Job = decode(job_json, || format!("job {id}"))?;
-        for parts in job.fan_outs() {
-            fan_outs::write_new_fan_out(tree, id, &parts)?;
-        }
-        let record = encode_head(events_json, EMPTY_ARRAY, job.outline(), || {
-            describe_head(id)
-        })?;
-        tree.insert(keys::head(id), record)?;
-        migrated += 1;
-    }
-    tree.flush()?;
-    tracing::info!(jobs = migrated, "moved jobs to store format 5");
-    Ok(())
 }
 
 impl SledStore {
@@ -382,8 +211,9 @@ impl SledStore {
     /// The sequence number of the job's last stored event: the last in its head, or else the
     /// last of its chunks, or 0.
     fn last_stored_sequence(&self, id: JobId, head_events: &[u8]) -> Result<u64, StoreError> {
-        let events: Vec<Event> =
-            decode(head_events, || format!("events of {}", describe_head(id)))?;
+        let events = decode_events(head_events, id, || {
+            format!("events of {}", describe_head(id))
+        })?;
         if let Some(last) = events.last() {
             return Ok(last.sequence);
         }
@@ -432,7 +262,7 @@ impl SledStore {
                 previous.map_or_else(|| EMPTY_ARRAY.to_vec(), |(_, json)| json),
             ),
             (Some(last), previous) => {
-                let new_json = encode(&new, || format!("events of {}", describe_head(id)))?;
+                let new_json = encode_events(new, || format!("events of {}", describe_head(id)))?;
                 let events_json = match previous {
                     Some((_, json)) if json.as_slice() == EMPTY_ARRAY => new_json,
                     Some((last, json)) if json.len() + new_json.len() > CHUNK_BYTES => {
@@ -634,7 +464,7 @@ impl SledStore {
             let (key, bytes) = entry?;
             let what = || describe_record(id, &key);
             let (events_json, _) = split_commit(&bytes, what)?;
-            let record: Vec<Event> = decode(events_json, || format!("events of {}", what()))?;
+            let record = decode_events(events_json, id, || format!("events of {}", what()))?;
             for event in record {
                 if event.sequence >= next {
                     next = event.sequence + 1;

@@ -18,6 +18,8 @@ mod fan_outs;
 mod group_commit;
 mod jobs;
 mod keys;
+mod migrate;
+mod records;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -131,9 +133,9 @@ impl Trees {
             Ok(())
         } else if version == 3 || version == 4 {
             if version == 3 {
-                jobs::migrate_from_3(&self.jobs)?;
+                migrate::migrate_from_3(&self.jobs)?;
             }
-            jobs::migrate_from_4(&self.jobs)?;
+            migrate::migrate_from_4(&self.jobs)?;
             self.meta.insert(
                 FORMAT_VERSION_KEY,
                 codec::encode(&STORE_FORMAT_VERSION, what)?,

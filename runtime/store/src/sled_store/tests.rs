@@ -80,7 +80,7 @@ fn jobs_of_an_unknown_format_are_corrupt() {
     let jobs = &store.trees.jobs;
     let commit = keys::head(job.id());
     let stored = jobs.get(commit).unwrap().unwrap();
-    let head = jobs::split_head(&stored, String::new).unwrap();
+    let head = records::split_head(&stored, String::new).unwrap();
     let (events, tasks) = (head.events, head.tasks);
     let mut record: Value = serde_json::from_slice(head.outline).unwrap();
     record["format_version"] = json!(2);
@@ -155,7 +155,7 @@ fn undecodable_events_are_corrupt() {
         .jobs
         .insert(
             keys::commit(id, 1),
-            jobs::encode_chunk(b"[{not json", String::new).unwrap(),
+            records::encode_chunk(b"[{not json", String::new).unwrap(),
         )
         .unwrap();
     assert_corrupt(store.events(id, 0, 10), "event", "key must be a string");
@@ -322,10 +322,10 @@ fn job_records(store: &SledStore, id: JobId) -> Vec<sled::IVec> {
 #[test]
 fn events_pass_from_the_head_into_chunks_and_read_back_once() {
     let (_dir, store) = temp_store();
-    let (definition, mut job, mut all) = wide_job(40);
+    let (definition, mut job, mut all) = wide_job(80);
     let meta = JobMeta::new(0, "default", None);
     store.create_job(&job, &meta, &all).unwrap();
-    for n in 0..39 {
+    for n in 0..79 {
         let events = run_step(&definition, &mut job, n);
         store.commit_job(&job, &events).unwrap();
         all.extend(events);
@@ -343,21 +343,21 @@ fn events_pass_from_the_head_into_chunks_and_read_back_once() {
     // A crash between writing a chunk and rewriting the head leaves the head's events in
     // both; each is still read once, and commits go on.
     let head = store.trees.jobs.get(keys::head(job.id())).unwrap().unwrap();
-    let (head_events, _) = jobs::split_commit(&head, String::new).unwrap();
+    let (head_events, _) = records::split_commit(&head, String::new).unwrap();
     let last = all.last().unwrap().sequence;
     store
         .trees
         .jobs
         .insert(
             keys::commit(job.id(), last),
-            jobs::encode_chunk(head_events, String::new).unwrap(),
+            records::encode_chunk(head_events, String::new).unwrap(),
         )
         .unwrap();
     assert_eq!(store.events(job.id(), 0, 10_000).unwrap(), all);
     let reopened = store.path.clone();
     store.close().unwrap();
     let store = SledStore::open(&reopened, SledConfig::default()).unwrap();
-    let events = run_step(&definition, &mut job, 39);
+    let events = run_step(&definition, &mut job, 79);
     store.commit_job(&job, &events).unwrap();
     all.extend(events);
     assert_eq!(store.events(job.id(), 0, 10_000).unwrap(), all);
@@ -534,8 +534,8 @@ fn a_database_of_store_format_4_is_migrated() {
     // Format 4 held the whole job in its head, after the events, and nothing apart.
     let jobs = &store.trees.jobs;
     let head = jobs.get(keys::head(id)).unwrap().unwrap();
-    let events_json = jobs::split_head(&head, String::new).unwrap().events;
-    let mut format_4 = jobs::encode_chunk(events_json, String::new).unwrap();
+    let events_json = records::split_head(&head, String::new).unwrap().events;
+    let mut format_4 = records::encode_chunk(events_json, String::new).unwrap();
     format_4.extend_from_slice(&serde_json::to_vec(&job).unwrap());
     jobs.insert(keys::head(id), format_4).unwrap();
     for tag in [keys::tag::ITEMS, keys::tag::TASK] {
