@@ -21,8 +21,9 @@ use crate::state::StepState;
 /// Largest `concurrency` a step may ask for; the scheduler's worker pool is far smaller, and a
 /// bound keeps one step from flooding the ready queue.
 pub const MAX_CONCURRENCY: u32 = 1_000;
-/// Most items one `for_each` list may have. Every item is a task in the job record; a bound
-/// keeps the record storable in one piece.
+/// Most items one `for_each` list may have. Every item is a task of the job, which the API
+/// serves whole and the state machine looks over at each change of the step; a bound keeps
+/// both of a size handled in one piece.
 pub const MAX_ITEMS: usize = 10_000;
 /// `concurrency` of a `for_each` step that does not set one.
 pub const DEFAULT_CONCURRENCY: u32 = 10;

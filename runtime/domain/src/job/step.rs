@@ -58,6 +58,11 @@ impl TaskRecord {
         }
     }
 
+    /// A task of a step that has just fanned out: pending, with no input yet.
+    pub fn pending() -> Self {
+        TaskRecord::new(StepState::Pending, None)
+    }
+
     /// The task's state.
     pub fn state(&self) -> StepState {
         self.state

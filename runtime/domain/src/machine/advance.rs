@@ -148,9 +148,8 @@ impl Transaction<'_> {
         let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
         let record = self.record_mut(step)?;
         record.state = record.state.make_ready()?;
-        let tasks = std::iter::repeat_with(|| Arc::new(TaskRecord::new(StepState::Pending, None)))
-            .take(items.len())
-            .collect();
+        // Every task starts as one shared record; the first change to a task copies it.
+        let tasks = std::iter::repeat_n(Arc::new(TaskRecord::pending()), items.len()).collect();
         record.work = Some(StepWork::FanOut {
             items: Arc::new(items),
             tasks,

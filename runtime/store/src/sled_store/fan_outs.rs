@@ -7,8 +7,8 @@
 //! under already says, so a crash between any two writes leaves a job that reads back as its
 //! last head did:
 //! - when a step fans out, its list is written before the first head that names the fan-out
-//!   (no earlier head reads it), and so are its tasks unless they are few enough to go into
-//!   that head;
+//!   (no earlier head reads it); its tasks are not written at all: a task without a record is
+//!   as every task starts, [`TaskRecord::pending`], so a fan-out of any size costs one record;
 //! - a task that changes goes into the head; once the head's tasks pass [`HEAD_TASK_BYTES`],
 //!   the commit that passes it first writes them out to their records *as the previous head
 //!   holds them*, and then writes its head with only its own changes.
@@ -132,16 +132,15 @@ impl SledStore {
         let id = job.id();
         let mut steps = BTreeMap::new();
         let mut changed = BTreeSet::new();
-        let mut fanned_out = Vec::new();
+        let pending = TaskRecord::pending();
         for parts in job.fan_outs() {
             steps.insert(parts.step.clone(), parts.record.clone());
             let before = match previous.steps.get(parts.step) {
                 Some(before) if Arc::ptr_eq(before, parts.record) => continue,
                 Some(before) => fan_out_tasks(before),
-                // Just fanned out: no head names its records yet, so they may be written now.
+                // Just fanned out: no head names its list yet, so it may be written now.
                 None => {
                     write_items(tree, id, &parts)?;
-                    fanned_out.push(parts);
                     None
                 }
             };
@@ -152,6 +151,7 @@ impl SledStore {
             for index in candidates {
                 let same = match (before.and_then(|b| b.get(index)), parts.tasks.get(index)) {
                     (Some(was), Some(now)) => **was == **now,
+                    (None, Some(now)) if before.is_none() => **now == pending,
                     _ => false,
                 };
                 if !same {
@@ -161,16 +161,6 @@ impl SledStore {
         }
         let mut in_head: BTreeSet<_> = previous.in_head.union(&changed).cloned().collect();
         let mut tasks_json = encode_head_tasks(job, &in_head)?;
-        // A small fan-out stays in the head (which spares sled a key per task); a large
-        // one goes to its records at once.
-        if tasks_json.len() > HEAD_TASK_BYTES && !fanned_out.is_empty() {
-            for parts in &fanned_out {
-                write_tasks(tree, id, parts)?;
-                in_head.retain(|(step, _)| step != parts.step);
-                changed.retain(|(step, _)| step != parts.step);
-            }
-            tasks_json = encode_head_tasks(job, &in_head)?;
-        }
         if tasks_json.len() > HEAD_TASK_BYTES && in_head.len() > changed.len() {
             self.write_out_head_tasks(id, &previous)?;
             in_head = changed;
@@ -268,15 +258,12 @@ impl SledStore {
             })?;
             *slot = Some(Arc::new(task));
         }
+        // A task without a record has not changed since the step fanned out.
+        let pending = Arc::new(TaskRecord::pending());
         let tasks = tasks
             .into_iter()
-            .enumerate()
-            .map(|(item, task)| {
-                task.ok_or_else(|| {
-                    StoreError::corrupt(format!("task {step}[{item}] of job {id}"), "it is missing")
-                })
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|task| task.unwrap_or_else(|| pending.clone()))
+            .collect();
         job.restore_fan_out(step, Arc::new(items), tasks)
             .map_err(|e| StoreError::corrupt(format!("job {id}"), e))
     }
