@@ -49,9 +49,17 @@ pub enum JobIdError {
 }
 
 /// Identifier of a job; see the module documentation for its layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct JobId(u128);
+
+// By hand rather than `into = "String"`, which would allocate the text to serialize it.
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = self.text();
+        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+    }
+}
 
 impl JobId {
     /// Builds an id from its creation time and 80 random bits. Times past the 48-bit range
@@ -85,15 +93,22 @@ impl JobId {
     }
 }
 
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl JobId {
+    /// The 26-character form, as ASCII bytes.
+    fn text(self) -> [u8; JOB_ID_LEN] {
         let mut text = [0u8; JOB_ID_LEN];
         for (position, slot) in text.iter_mut().enumerate() {
             let shift = 5 * (JOB_ID_LEN - 1 - position);
             *slot = ALPHABET[((self.0 >> shift) & 0x1f) as usize];
         }
+        text
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Every byte comes from ALPHABET, which is ASCII.
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        f.write_str(std::str::from_utf8(&self.text()).map_err(|_| fmt::Error)?)
     }
 }
 
