@@ -31,15 +31,15 @@ fn job_with_id(id: JobId) -> Job {
         "name": "erase", "version": 1, "steps": [{"id": "a", "plugin": "echo@1"}]
     }))
     .unwrap();
-    let plugin = ResolvedPlugin {
-        name: "echo".parse().unwrap(),
-        version: semver::Version::new(1, 0, 0),
-        digest: digest(),
-    };
-    let plugins = BTreeMap::from([(StepId::new("a").unwrap(), plugin)]);
-    Job::create(id, &definition, json!({}), plugins, Timestamp::EPOCH)
-        .unwrap()
-        .0
+    Job::create(
+        id,
+        &definition,
+        json!({}),
+        echo_plugins(["a"]),
+        Timestamp::EPOCH,
+    )
+    .unwrap()
+    .0
 }
 
 /// Rewrites the JSON record at `key` in `tree` with another format version.
@@ -263,6 +263,53 @@ fn index_entries_without_their_job_are_skipped() {
     );
 }
 
+/// The echo plugin, resolved for each of `steps`.
+fn echo_plugins<'a>(steps: impl IntoIterator<Item = &'a str>) -> BTreeMap<StepId, ResolvedPlugin> {
+    let plugin = ResolvedPlugin {
+        name: "echo".parse().unwrap(),
+        version: semver::Version::new(1, 0, 0),
+        digest: digest(),
+    };
+    steps
+        .into_iter()
+        .map(|step| (StepId::new(step).unwrap(), plugin.clone()))
+        .collect()
+}
+
+/// Job `id` of `definition` on `input`, started, with its events so far.
+fn started_job(definition: &WorkflowDefinition, input: Value, id: JobId) -> (Job, Vec<Event>) {
+    let steps = definition.steps().iter().map(|step| step.id.as_str());
+    let plugins = echo_plugins(steps);
+    let (mut job, created) = Job::create(id, definition, input, plugins, Timestamp::EPOCH).unwrap();
+    let started = weft_domain::Machine::new(definition)
+        .start(&mut job, Timestamp::from_unix_ms(1))
+        .unwrap();
+    let mut events = vec![created];
+    events.extend(started.events);
+    (job, events)
+}
+
+/// Runs one attempt of `task` to success with output `{"erased": n}`; returns the events.
+fn run_to_success(
+    definition: &WorkflowDefinition,
+    job: &mut Job,
+    task: weft_domain::TaskKey,
+    n: u64,
+) -> Vec<Event> {
+    use weft_domain::{AttemptOutcome, AttemptReport};
+    let machine = weft_domain::Machine::new(definition);
+    let now = job.updated_at().plus_ms(1);
+    let (_, mut effects) = machine.begin_attempt(job, &task, now).unwrap();
+    let report = AttemptReport::new(AttemptOutcome::Succeeded {
+        output: json!({ "erased": n }),
+    });
+    let completed = machine
+        .complete_attempt(job, &task, report, 0.0, now.plus_ms(1))
+        .unwrap();
+    effects.events.extend(completed.events);
+    effects.events
+}
+
 /// A started job of `steps` independent steps, with its events so far.
 fn wide_job(steps: usize) -> (WorkflowDefinition, Job, Vec<Event>) {
     let ids: Vec<String> = (0..steps).map(|n| format!("s{n}")).collect();
@@ -271,41 +318,15 @@ fn wide_job(steps: usize) -> (WorkflowDefinition, Job, Vec<Event>) {
         "steps": ids.iter().map(|id| json!({"id": id, "plugin": "echo@1"})).collect::<Vec<_>>()
     }))
     .unwrap();
-    let plugin = ResolvedPlugin {
-        name: "echo".parse().unwrap(),
-        version: semver::Version::new(1, 0, 0),
-        digest: digest(),
-    };
-    let plugins = ids
-        .iter()
-        .map(|id| (StepId::new(id).unwrap(), plugin.clone()))
-        .collect();
     let id = JobId::from_parts(Timestamp::from_unix_ms(5), [3; 10]);
-    let (mut job, created) =
-        Job::create(id, &definition, json!({}), plugins, Timestamp::EPOCH).unwrap();
-    let started = weft_domain::Machine::new(&definition)
-        .start(&mut job, Timestamp::from_unix_ms(1))
-        .unwrap();
-    let mut events = vec![created];
-    events.extend(started.events);
+    let (job, events) = started_job(&definition, json!({}), id);
     (definition, job, events)
 }
 
 /// Runs step `s{n}` of a `wide_job` to success; returns the events.
 fn run_step(definition: &WorkflowDefinition, job: &mut Job, n: usize) -> Vec<Event> {
-    use weft_domain::{AttemptOutcome, AttemptReport, TaskKey};
-    let machine = weft_domain::Machine::new(definition);
-    let task = TaskKey::step(StepId::new(format!("s{n}")).unwrap());
-    let now = job.updated_at().plus_ms(1);
-    let (_, mut effects) = machine.begin_attempt(job, &task, now).unwrap();
-    let report = AttemptReport::new(AttemptOutcome::Succeeded {
-        output: json!({"erased": n}),
-    });
-    let completed = machine
-        .complete_attempt(job, &task, report, 0.0, now.plus_ms(1))
-        .unwrap();
-    effects.events.extend(completed.events);
-    effects.events
+    let task = weft_domain::TaskKey::step(StepId::new(format!("s{n}")).unwrap());
+    run_to_success(definition, job, task, n as u64)
 }
 
 /// The keys of every head and chunk record of a job.
@@ -410,40 +431,16 @@ fn fan_out_job(items: usize) -> (WorkflowDefinition, Job, Vec<Event>) {
                    "concurrency": 1, "input": {"machine": "${item}"}}]
     }))
     .unwrap();
-    let plugin = ResolvedPlugin {
-        name: "echo".parse().unwrap(),
-        version: semver::Version::new(1, 0, 0),
-        digest: digest(),
-    };
-    let plugins = BTreeMap::from([(StepId::new("erase").unwrap(), plugin)]);
     let machines: Vec<String> = (0..items).map(|n| format!("m{n}")).collect();
     let id = JobId::from_parts(Timestamp::from_unix_ms(5), [4; 10]);
-    let input = json!({ "machines": machines });
-    let (mut job, created) =
-        Job::create(id, &definition, input, plugins, Timestamp::EPOCH).unwrap();
-    let started = weft_domain::Machine::new(&definition)
-        .start(&mut job, Timestamp::from_unix_ms(1))
-        .unwrap();
-    let mut events = vec![created];
-    events.extend(started.events);
+    let (job, events) = started_job(&definition, json!({ "machines": machines }), id);
     (definition, job, events)
 }
 
 /// Runs item `n` of a `fan_out_job` to success; returns the events.
 fn run_item(definition: &WorkflowDefinition, job: &mut Job, n: u32) -> Vec<Event> {
-    use weft_domain::{AttemptOutcome, AttemptReport, TaskKey};
-    let machine = weft_domain::Machine::new(definition);
-    let task = TaskKey::item(StepId::new("erase").unwrap(), n);
-    let now = job.updated_at().plus_ms(1);
-    let (_, mut effects) = machine.begin_attempt(job, &task, now).unwrap();
-    let report = AttemptReport::new(AttemptOutcome::Succeeded {
-        output: json!({"erased": n}),
-    });
-    let completed = machine
-        .complete_attempt(job, &task, report, 0.0, now.plus_ms(1))
-        .unwrap();
-    effects.events.extend(completed.events);
-    effects.events
+    let task = weft_domain::TaskKey::item(StepId::new("erase").unwrap(), n);
+    run_to_success(definition, job, task, u64::from(n))
 }
 
 fn head_len(store: &SledStore, id: JobId) -> usize {
