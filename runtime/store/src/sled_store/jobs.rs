@@ -32,7 +32,7 @@
 //! read the tree without a lock. That is sound because the writes of one job never race: the
 //! engine commits a job only under that job's lock, and creations are serialized by
 //! [`SledStore`]'s creation lock. For the same reason the store can remember each unfinished
-//! job's head ([`LatestCommits`]) instead of reading it back before the next commit.
+//! job's head ([`KnownHeads`]) instead of reading it back before the next commit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,14 +82,14 @@ impl InputPlace {
     }
 }
 
-/// Events JSON longer than this is not remembered in [`LatestCommits`]: the next commit reads
+/// Events JSON longer than this is not remembered in [`KnownHeads`]: the next commit reads
 /// it back instead, so that a few huge commits cannot hold much memory.
 const MAX_REMEMBERED_EVENTS_BYTES: usize = 16 * 1024;
 
 /// What a commit needs of the job's head record: the last event stored, the events in the
 /// head (to add to them), and the job's state in it.
 #[derive(Debug)]
-struct Latest {
+struct KnownHead {
     /// Sequence number of the job's last stored event.
     last: u64,
     /// The events in the head, as stored: a JSON array.
@@ -106,25 +106,25 @@ struct Latest {
 /// its next commit and put back once that commit's writes all succeeded, so after a failed
 /// write the next commit reads the tree instead of trusting a stale entry.
 #[derive(Debug, Default)]
-pub(super) struct LatestCommits(Mutex<HashMap<JobId, Latest>>);
+pub(super) struct KnownHeads(Mutex<HashMap<JobId, KnownHead>>);
 
-impl LatestCommits {
-    fn take(&self, id: JobId) -> Option<Latest> {
+impl KnownHeads {
+    fn take(&self, id: JobId) -> Option<KnownHead> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id)
     }
 
-    /// Remembers `latest` for an unfinished job; forgets a finished one.
-    fn put(&self, id: JobId, latest: Latest) {
-        if latest.state.is_some_and(|s| !s.is_terminal())
-            && latest.events_json.len() <= MAX_REMEMBERED_EVENTS_BYTES
+    /// Remembers `head` for an unfinished job; forgets a finished one.
+    fn put(&self, id: JobId, head: KnownHead) {
+        if head.state.is_some_and(|s| !s.is_terminal())
+            && head.events_json.len() <= MAX_REMEMBERED_EVENTS_BYTES
         {
             self.0
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(id, latest);
+                .insert(id, head);
         }
     }
 }
@@ -179,7 +179,7 @@ impl SledStore {
 
     /// The job's head, read from the tree. `job` is the job about to be committed on top of
     /// it.
-    fn read_latest(&self, job: &Job) -> Result<Latest, StoreError> {
+    fn read_head(&self, job: &Job) -> Result<KnownHead, StoreError> {
         let id = job.id();
         // A job without a head was never created, whatever an index says.
         let Some(bytes) = self.head(id)? else {
@@ -199,7 +199,7 @@ impl SledStore {
             None if !job.state().is_terminal() => return Err(reopened_job(job)),
             None => None,
         };
-        Ok(Latest {
+        Ok(KnownHead {
             last,
             events_json: events_json.to_vec(),
             state,
@@ -231,9 +231,9 @@ impl SledStore {
         &self,
         job: &Job,
         events: &[Event],
-        previous: Option<Latest>,
+        previous: Option<KnownHead>,
         input: InputPlace,
-    ) -> Result<Latest, StoreError> {
+    ) -> Result<KnownHead, StoreError> {
         let id = job.id();
         let tree = &self.trees.jobs;
         let stored_last = previous.as_ref().map_or(0, |p| p.last);
@@ -280,7 +280,7 @@ impl SledStore {
         let outline = input.outline(job);
         let record = encode_head(&events_json, &tasks_json, outline, || describe_head(id))?;
         tree.insert(keys::head(id), record)?;
-        Ok(Latest {
+        Ok(KnownHead {
             last,
             events_json,
             state: Some(job.state()),
@@ -338,8 +338,8 @@ impl SledStore {
         } else {
             InputPlace::Inline
         };
-        let latest = self.write_commit(job, events, None, input)?;
-        self.latest.put(id, latest);
+        let head = self.write_commit(job, events, None, input)?;
+        self.heads.put(id, head);
         Ok(CreateJob::Created)
     }
 
@@ -349,9 +349,9 @@ impl SledStore {
         let state = job.state();
         let tree = &self.trees.jobs;
         let unfinished_key = keys::tagged_job(tag::UNFINISHED, id);
-        let previous = match self.latest.take(id) {
-            Some(latest) => latest,
-            None => self.read_latest(job)?,
+        let previous = match self.heads.take(id) {
+            Some(head) => head,
+            None => self.read_head(job)?,
         };
         // The state the job leaves, when it was unfinished and moves.
         let moved_from = previous.state.filter(|previous| *previous != state);
@@ -361,13 +361,13 @@ impl SledStore {
             None => None,
         };
         let input = previous.input;
-        let latest = self.write_commit(job, events, Some(previous), input)?;
+        let head = self.write_commit(job, events, Some(previous), input)?;
         match moved_from {
             Some(_) if state.is_terminal() => tree.remove(unfinished_key)?,
             Some(_) => tree.insert(unfinished_key, encode_states(&[state])?)?,
             None => None,
         };
-        self.latest.put(id, latest);
+        self.heads.put(id, head);
         Ok(())
     }
 

@@ -160,7 +160,7 @@ pub struct SledStore {
     creating: Mutex<()>,
     /// The head of each unfinished job this store wrote, so that a commit need not
     /// read it back.
-    latest: jobs::LatestCommits,
+    heads: jobs::KnownHeads,
     group_commit: GroupCommit,
     trees: Trees,
     db: Db,
@@ -187,7 +187,7 @@ impl SledStore {
         Ok(SledStore {
             path: path.to_owned(),
             creating: Mutex::new(()),
-            latest: jobs::LatestCommits::default(),
+            heads: jobs::KnownHeads::default(),
             group_commit,
             trees,
             db,
