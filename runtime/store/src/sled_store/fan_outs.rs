@@ -89,14 +89,25 @@ fn encode_head_tasks(job: &Job, in_head: &BTreeSet<(StepId, u32)>) -> Result<Vec
     encode(&tasks, || format!("tasks in the head of job {}", job.id()))
 }
 
-/// Writes a step that has just fanned out: its list and every task.
-pub(super) fn write_new_fan_out(
+/// Writes a fanned-out step's list and the records of its tasks that are not pending, for a
+/// head that will hold none of its tasks (the migration from store format 4 writes such heads).
+pub(super) fn write_fan_out_records(
     tree: &sled::Tree,
     id: JobId,
     parts: &FanOutParts<'_>,
 ) -> Result<(), StoreError> {
     write_items(tree, id, parts)?;
-    write_tasks(tree, id, parts)
+    let pending = TaskRecord::pending();
+    for (index, task) in parts.tasks.iter().enumerate() {
+        if **task == pending {
+            continue;
+        }
+        let task_json = encode(&**task, || {
+            format!("task {}[{index}] of job {id}", parts.step)
+        })?;
+        tree.insert(keys::task(id, parts.step, item_index(index)?), task_json)?;
+    }
+    Ok(())
 }
 
 /// Writes the list a step fans out over.
@@ -105,17 +116,6 @@ fn write_items(tree: &sled::Tree, id: JobId, parts: &FanOutParts<'_>) -> Result<
         format!("the list step {} of job {id} fans out over", parts.step)
     })?;
     tree.insert(keys::items(id, parts.step), items)?;
-    Ok(())
-}
-
-/// Writes every task of a fanned-out step.
-fn write_tasks(tree: &sled::Tree, id: JobId, parts: &FanOutParts<'_>) -> Result<(), StoreError> {
-    for (index, task) in parts.tasks.iter().enumerate() {
-        let task_json = encode(&**task, || {
-            format!("task {}[{index}] of job {id}", parts.step)
-        })?;
-        tree.insert(keys::task(id, parts.step, item_index(index)?), task_json)?;
-    }
     Ok(())
 }
 
@@ -240,7 +240,8 @@ impl SledStore {
             None => return Err(StoreError::corrupt(what(), "the record is missing")),
         };
         let mut tasks: Vec<Option<Arc<TaskRecord>>> = vec![None; items.len()];
-        // A crash may have left tasks beyond the list, of a fan-out that was never committed.
+        // Only tasks a head held are written out, so none lies beyond the list; one that did
+        // would belong to no item, and is passed over.
         for entry in tree.scan_prefix(keys::task_prefix(id, step)) {
             let (key, bytes) = entry?;
             let item = keys::task_item(&key)?;

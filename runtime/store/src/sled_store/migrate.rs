@@ -32,8 +32,8 @@ pub(super) fn migrate_from_3(tree: &sled::Tree) -> Result<(), StoreError> {
 }
 
 /// Moves every job of a database of store format 4 to this layout. There, a head held the
-/// whole job where it now holds its outline: each fan-out's list and tasks are written to
-/// their own records, then the head is rewritten with no tasks of its own. A head that starts
+/// whole job where it now holds its outline: each fan-out's list and its tasks that are not
+/// pending are written to their own records, then the head is rewritten with no tasks of its own. A head that starts
 /// its job with `{` is of format 4 (in this layout the tasks' length comes first, and this
 /// migration writes that length as 2), so a crash during the migration leaves it to be run
 /// again.
@@ -50,7 +50,7 @@ pub(super) fn migrate_from_4(tree: &sled::Tree) -> Result<(), StoreError> {
         }
         let job: Job = decode(job_json, || format!("job {id}"))?;
         for parts in job.fan_outs() {
-            fan_outs::write_new_fan_out(tree, id, &parts)?;
+            fan_outs::write_fan_out_records(tree, id, &parts)?;
         }
         let record = encode_head(events_json, EMPTY_ARRAY, job.outline(), || {
             describe_head(id)

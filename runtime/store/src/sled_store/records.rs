@@ -157,20 +157,25 @@ struct StoredEvent {
     kind: EventKind,
 }
 
+/// Events as stored, serialized one by one, without a list of them in between.
+struct StoredEvents<'a>(&'a [Event]);
+
+impl Serialize for StoredEvents<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|event| StoredEventRef {
+            sequence: event.sequence,
+            at: event.at,
+            kind: &event.kind,
+        }))
+    }
+}
+
 /// The JSON array of `events` as stored.
 pub(super) fn encode_events(
     events: &[Event],
     what: impl FnOnce() -> String,
 ) -> Result<Vec<u8>, StoreError> {
-    let stored: Vec<StoredEventRef<'_>> = events
-        .iter()
-        .map(|event| StoredEventRef {
-            sequence: event.sequence,
-            at: event.at,
-            kind: &event.kind,
-        })
-        .collect();
-    encode(&stored, what)
+    encode(&StoredEvents(events), what)
 }
 
 /// The events of job `id` in a stored JSON array.
