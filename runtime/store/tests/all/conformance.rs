@@ -9,7 +9,9 @@ use weft_store::{
     StoreError,
 };
 
-use crate::fixtures::{cancel, digest, job, plugin, start, succeed, workflow, workflow_name};
+use crate::fixtures::{
+    cancel, digest, job, pause, plugin, resume, start, succeed, workflow, workflow_name,
+};
 
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -404,7 +406,20 @@ fn jobs_list_newest_first_with_filters_and_cursor(store: &dyn Store) {
     };
     assert_eq!(page(pending_audit), (vec![ids[3], ids[1]], None));
 
-    // The state filter follows commits.
+    // The state filter follows commits, into and out of states a job rarely visits.
+    let paused = JobQuery {
+        state: Some(JobState::Paused),
+        ..JobQuery::newest(10)
+    };
+    let mut job = store.job(ids[4]).unwrap().unwrap();
+    let events = pause(&erase, &mut job);
+    store.commit_job(&job, &events).unwrap();
+    assert_eq!(page(paused.clone()), (vec![ids[4]], None));
+    assert_eq!(page(running.clone()), (vec![ids[2], ids[0]], None));
+    let events = resume(&erase, &mut job);
+    store.commit_job(&job, &events).unwrap();
+    assert_eq!(page(paused), (vec![], None));
+    assert_eq!(page(running.clone()), (vec![ids[4], ids[2], ids[0]], None));
     let mut job = store.job(ids[2]).unwrap().unwrap();
     let events = cancel(&erase, &mut job);
     store.commit_job(&job, &events).unwrap();

@@ -106,6 +106,18 @@ pub fn cancel(definition: &WorkflowDefinition, job: &mut Job) -> Vec<Event> {
         .events
 }
 
+/// Pauses `job`; returns the events.
+pub fn pause(definition: &WorkflowDefinition, job: &mut Job) -> Vec<Event> {
+    let now = job.updated_at().plus_ms(1);
+    Machine::new(definition).pause(job, now).unwrap().events
+}
+
+/// Resumes a paused `job`; returns the events.
+pub fn resume(definition: &WorkflowDefinition, job: &mut Job) -> Vec<Event> {
+    let now = job.updated_at().plus_ms(1);
+    Machine::new(definition).resume(job, now).unwrap().events
+}
+
 /// A temporary directory under the target directory (on disk, unlike a `tmpfs` `/tmp`).
 pub fn temp_dir() -> TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
