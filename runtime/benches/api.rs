@@ -8,12 +8,15 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/report.rs"]
 mod report;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use cpu::process_cpu_seconds;
 use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::daemon::{Daemon, DaemonConfig, RawConfig};
@@ -39,10 +42,20 @@ fn echo_component() -> Vec<u8> {
     std::fs::read(dir.join("echo.wasm")).expect("run `cargo xtask bench api`")
 }
 
-/// Requests per second and sorted latencies of `clients` clients posting to `url`.
-async fn load(url: String, body: serde_json::Value, clients: usize) -> (f64, Vec<Duration>) {
+/// What `clients` clients posting to `url` for [`WINDOW`] measured.
+struct Load {
+    /// Requests per second.
+    rate: f64,
+    /// CPU time of the whole process (clients included) per request, in microseconds.
+    cpu_us: f64,
+    /// Latencies, sorted.
+    latencies: Vec<Duration>,
+}
+
+async fn load(url: String, body: serde_json::Value, clients: usize) -> Load {
     let client = reqwest::Client::new();
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (client, url, body) = (client.clone(), url.clone(), body.clone());
@@ -70,8 +83,13 @@ async fn load(url: String, body: serde_json::Value, clients: usize) -> (f64, Vec
         all.extend(t.await.unwrap());
     }
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    let cpu_us = (process_cpu_seconds() - cpu_before) * 1e6 / all.len() as f64;
     all.sort();
-    (rate, all)
+    Load {
+        rate,
+        cpu_us,
+        latencies: all,
+    }
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -187,10 +205,10 @@ async fn measure() -> Vec<Row> {
     let bare_url = bare_server().await;
     let jobs_url = format!("{base}/api/v1/workflows/one/jobs");
     let body = json!({"input": {"n": 1}});
-    let (bare_rate, bare) = load(bare_url.clone(), body.clone(), CLIENTS).await;
-    let (rate, api) = load(jobs_url.clone(), body.clone(), CLIENTS).await;
-    let (_, bare_few) = load(bare_url, body.clone(), FEW_CLIENTS).await;
-    let (few_rate, api_few) = load(jobs_url, body, FEW_CLIENTS).await;
+    let bare = load(bare_url.clone(), body.clone(), CLIENTS).await;
+    let api = load(jobs_url.clone(), body.clone(), CLIENTS).await;
+    let bare_few = load(bare_url, body.clone(), FEW_CLIENTS).await;
+    let api_few = load(jobs_url, body, FEW_CLIENTS).await;
     let sse = first_event(&base).await;
     _ = daemon.shutdown().await;
     let row = |name: &str, value: f64, unit, baseline, note| Row {
@@ -203,44 +221,51 @@ async fn measure() -> Vec<Row> {
     vec![
         row(
             "job starts/s over HTTP",
-            rate,
+            api.rate,
             "starts/s",
-            Some(bare_rate),
+            Some(bare.rate),
             "baseline: bare axum handler, same clients",
         ),
         row(
+            "CPU per job start, 32 clients",
+            api.cpu_us,
+            "us",
+            Some(bare.cpu_us),
+            "whole process: clients, API, and running the job's step",
+        ),
+        row(
             "POST .../jobs latency p50, 32 clients",
-            pct(&api, 0.5),
+            pct(&api.latencies, 0.5),
             "ms",
-            Some(pct(&bare, 0.5)),
+            Some(pct(&bare.latencies, 0.5)),
             "saturated: latency is clients / throughput",
         ),
         row(
             "POST .../jobs latency p99, 32 clients",
-            pct(&api, 0.99),
+            pct(&api.latencies, 0.99),
             "ms",
-            Some(pct(&bare, 0.99)),
+            Some(pct(&bare.latencies, 0.99)),
             "target < 5 ms",
         ),
         row(
             "job starts/s over HTTP, 4 clients",
-            few_rate,
+            api_few.rate,
             "starts/s",
             None,
             "the load of the two rows below",
         ),
         row(
             "POST .../jobs latency p50, 4 clients",
-            pct(&api_few, 0.5),
+            pct(&api_few.latencies, 0.5),
             "ms",
-            Some(pct(&bare_few, 0.5)),
+            Some(pct(&bare_few.latencies, 0.5)),
             "below saturation",
         ),
         row(
             "POST .../jobs latency p99, 4 clients",
-            pct(&api_few, 0.99),
+            pct(&api_few.latencies, 0.99),
             "ms",
-            Some(pct(&bare_few, 0.99)),
+            Some(pct(&bare_few.latencies, 0.99)),
             "target < 5 ms",
         ),
         row(

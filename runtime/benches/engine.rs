@@ -19,6 +19,8 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/report.rs"]
 mod report;
 
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpu::process_cpu_seconds;
 use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::engine::{Engine, EngineConfig, StartJob, StoreKv};
@@ -230,25 +233,6 @@ async fn throughput(
         gaps,
         cpu_us_per_step: cpu * 1e6 / steps,
     }
-}
-
-/// CPU time this process has used, user and system, in seconds.
-fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses: utime and stime are the 12th
-    // and 13th, in clock ticks of 1/100 s.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn is_finish(kind: &EventKind) -> bool {
