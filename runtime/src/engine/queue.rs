@@ -58,6 +58,21 @@ fn under(limit: Option<&usize>, running: Option<&usize>) -> bool {
     limit.is_none_or(|l| running.copied().unwrap_or(0) < *l)
 }
 
+fn count_running(inner: &mut Inner, entry: &Entry) {
+    for (map, key) in [
+        (&mut inner.running_workflow, &entry.workflow),
+        (&mut inner.running_plugin, &entry.plugin),
+        (&mut inner.running_queue, &entry.queue),
+    ] {
+        match map.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(key.clone(), 1);
+            }
+        }
+    }
+}
+
 impl ReadyQueue {
     /// An empty queue with `limits`.
     pub fn new(limits: Limits) -> ReadyQueue {
@@ -98,30 +113,42 @@ impl ReadyQueue {
         let key = inner
             .waiting
             .iter()
-            .find(|(_, e)| {
-                under(
-                    self.limits.per_workflow.get(&e.workflow),
-                    inner.running_workflow.get(&e.workflow),
-                ) && under(
-                    self.limits.per_plugin.get(&e.plugin),
-                    inner.running_plugin.get(&e.plugin),
-                ) && under(
-                    self.limits.per_queue.get(&e.queue),
-                    inner.running_queue.get(&e.queue),
-                )
-            })
+            .find(|(_, e)| self.allows(&inner, e))
             .map(|(k, _)| *k)?;
         let entry = inner.waiting.remove(&key)?;
-        *inner
-            .running_workflow
-            .entry(entry.workflow.clone())
-            .or_default() += 1;
-        *inner
-            .running_plugin
-            .entry(entry.plugin.clone())
-            .or_default() += 1;
-        *inner.running_queue.entry(entry.queue.clone()).or_default() += 1;
+        count_running(&mut inner, &entry);
         Some(entry)
+    }
+
+    /// Counts `entry` as running, without queueing it, when [`pop_runnable`](Self::pop_runnable)
+    /// would take it first were it pushed now with `priority`: its limits allow it, and no
+    /// waiting task that comes before it may run. Returns whether it did.
+    pub fn claim_now(&self, priority: i32, entry: &Entry) -> bool {
+        let mut inner = self.lock();
+        let key = (-i64::from(priority), u64::MAX);
+        let overtakes = inner
+            .waiting
+            .range(..key)
+            .all(|(_, waiting)| !self.allows(&inner, waiting));
+        if !overtakes || !self.allows(&inner, entry) {
+            return false;
+        }
+        count_running(&mut inner, entry);
+        true
+    }
+
+    /// Whether the limits let `entry` run now.
+    fn allows(&self, inner: &Inner, entry: &Entry) -> bool {
+        under(
+            self.limits.per_workflow.get(&entry.workflow),
+            inner.running_workflow.get(&entry.workflow),
+        ) && under(
+            self.limits.per_plugin.get(&entry.plugin),
+            inner.running_plugin.get(&entry.plugin),
+        ) && under(
+            self.limits.per_queue.get(&entry.queue),
+            inner.running_queue.get(&entry.queue),
+        )
     }
 
     /// Marks a task taken by [`pop_runnable`](Self::pop_runnable) as no longer running.
@@ -191,5 +218,29 @@ mod tests {
         assert!(q.pop_runnable().is_none());
         q.finished(&first);
         assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 2);
+    }
+
+    #[test]
+    fn a_task_is_claimed_at_once_only_where_the_queue_would_take_it_first() {
+        let limits = Limits {
+            per_workflow: HashMap::from([("slow".to_string(), 1)]),
+            ..Limits::default()
+        };
+        let q = ReadyQueue::new(limits);
+        assert!(q.claim_now(0, &entry(1, "slow")));
+        // The limit holds for claims as for the queue.
+        assert!(!q.claim_now(0, &entry(2, "slow")));
+        // A waiting task of the same priority that may run comes first.
+        q.push(0, entry(3, "fast"));
+        assert!(!q.claim_now(0, &entry(4, "fast")));
+        // A higher priority overtakes it; one held back by its limit is overtaken too.
+        assert!(q.claim_now(1, &entry(5, "fast")));
+        assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 3);
+        q.push(0, entry(6, "slow"));
+        assert!(q.claim_now(0, &entry(7, "fast")));
+        // Claimed tasks count as running until finished.
+        q.finished(&entry(1, "slow"));
+        assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 6);
+        assert!(q.is_empty());
     }
 }
