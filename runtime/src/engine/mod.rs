@@ -27,6 +27,7 @@ pub mod queue;
 mod run;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, broadcast};
@@ -155,6 +156,11 @@ struct Inner {
     events: events::EventSender,
     ids: Mutex<JobIdGenerator>,
     workers: Arc<Semaphore>,
+    /// How many times running attempts were looked for to be stopped (a plugin disabled, a
+    /// job cancelled or failed). An attempt that sees it change between its begin and its
+    /// registration in `running` checks whether it was stopped meanwhile
+    /// ([`Engine::stopped_while_starting`]).
+    stops: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -184,6 +190,7 @@ impl Engine {
                 interrupted: Mutex::default(),
                 events: events::EventSender::new(),
                 ids: Mutex::new(JobIdGenerator::new()),
+                stops: AtomicU64::new(0),
             }),
         };
         engine.recover().await?;
@@ -267,6 +274,7 @@ impl Engine {
     /// as the step's policy allows), and its tasks wait until it is approved again.
     pub async fn disable_plugin(&self, digest: &PluginDigest) -> Result<PluginRecord, PluginError> {
         let record = self.inner.catalogue.disable(digest).await?;
+        self.count_stop();
         let running = lock(&self.inner.running);
         let mut interrupted = lock(&self.inner.interrupted);
         for (key, attempt) in running.iter().filter(|(_, r)| &r.digest == digest) {
@@ -338,6 +346,11 @@ impl Engine {
             tracing::info!(jobs = count, "resumed unfinished jobs");
         }
         Ok(())
+    }
+
+    /// Counts a search of `running` for attempts to stop; made before the search.
+    fn count_stop(&self) {
+        self.inner.stops.fetch_add(1, Ordering::SeqCst);
     }
 
     fn admit(&self, active: Active) {
@@ -449,13 +462,22 @@ impl Engine {
         let ready = guard.job.claimable_tasks(now);
         let job = guard.job.clone();
         drop(guard);
-        for task in &effects.abort {
+        self.stop_attempts(id, &effects.abort);
+        self.after_commit(id, &effects, ready).await;
+        Ok(job)
+    }
+
+    /// Stops the running attempts of `tasks` of job `id`.
+    fn stop_attempts(&self, id: JobId, tasks: &[TaskKey]) {
+        if tasks.is_empty() {
+            return;
+        }
+        self.count_stop();
+        for task in tasks {
             if let Some(running) = lock(&self.inner.running).remove(&(id, task.clone())) {
                 running.handle.abort();
             }
         }
-        self.after_commit(id, &effects, ready).await;
-        Ok(job)
     }
 
     /// Acts on a durable commit: publishes its events, queues the tasks that can start,

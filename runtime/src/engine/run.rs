@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::OwnedSemaphorePermit;
 use weft_domain::{
@@ -69,6 +70,7 @@ impl Engine {
         effects: &mut Effects,
         now: Timestamp,
     ) -> Option<(Slot, Begun)> {
+        let stops_seen = self.stops_so_far();
         let task = effects.ready.first()?.clone();
         let plugin = job.plugins().get(&task.step)?.clone();
         // A plugin that may not run now is parked by the usual path.
@@ -95,6 +97,7 @@ impl Engine {
             slot,
             Begun {
                 start,
+                stops_seen,
                 runnable,
                 workflow,
             },
@@ -139,6 +142,7 @@ impl Engine {
         active: &Arc<tokio::sync::Mutex<Active>>,
         task: &TaskKey,
     ) -> Result<Option<Begun>, StoreError> {
+        let stops_seen = self.stops_so_far();
         let digest = {
             let guard = active.lock().await;
             match guard.job.plugins().get(&task.step) {
@@ -168,6 +172,7 @@ impl Engine {
         self.inner.events.send(effects.events);
         Ok(Some(Begun {
             start,
+            stops_seen,
             runnable,
             workflow,
         }))
@@ -230,7 +235,8 @@ impl Engine {
                 digest: start.plugin.digest.clone(),
             },
         );
-        if self.stopped_while_starting(&key, start).await {
+        if self.stops_so_far() != begun.stops_seen && self.stopped_while_starting(&key, start).await
+        {
             attempt.abort();
         }
         let joined = attempt.await;
@@ -253,6 +259,11 @@ impl Engine {
                 message: format!("host fault: {e}"),
             }),
         })
+    }
+
+    /// The engine's count of stops so far: read before an attempt begins.
+    fn stops_so_far(&self) -> u64 {
+        self.inner.stops.load(Ordering::SeqCst)
     }
 
     /// Whether the attempt `key`, just registered as running, was stopped before that, when
@@ -282,6 +293,7 @@ impl Engine {
         task: &TaskKey,
         report: AttemptReport,
     ) -> Result<Option<(TaskKey, Begun)>, StoreError> {
+        let stops_seen = self.stops_so_far();
         let mut guard = active.lock().await;
         let definition = guard.definition.clone();
         let machine = Machine::new(&definition);
@@ -312,6 +324,7 @@ impl Engine {
                     candidate,
                     Begun {
                         start,
+                        stops_seen,
                         runnable,
                         workflow: guard.job.workflow().to_string(),
                     },
@@ -323,11 +336,7 @@ impl Engine {
         drop(guard);
         self.inner.store.durable().wait().await?;
         let ready = effects.ready.clone();
-        for aborted in &effects.abort {
-            if let Some(running) = lock(&self.inner.running).remove(&(entry.job, aborted.clone())) {
-                running.handle.abort();
-            }
-        }
+        self.stop_attempts(entry.job, &effects.abort);
         self.after_commit(entry.job, &effects, ready).await;
         Ok(next)
     }
@@ -360,6 +369,8 @@ impl Engine {
 /// An attempt that has begun: what the worker needs to run it.
 pub(super) struct Begun {
     start: AttemptStart,
+    /// The engine's count of stops before the attempt began.
+    stops_seen: u64,
     runnable: Arc<Runnable>,
     workflow: String,
 }
