@@ -300,53 +300,6 @@ async fn cancelling_a_job_stops_its_running_step() {
 }
 
 #[tokio::test]
-async fn a_free_worker_starts_a_new_job_in_its_creation_and_a_busy_one_queues_it() {
-    let engine = engine_on(Arc::new(MemoryStore::new()), 1).await;
-    apply(
-        &engine,
-        json!({
-            "name": "stuck", "version": 1,
-            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000, "input": {}}]
-        }),
-    )
-    .await;
-    let spin: weft_domain::StepId = "spin".parse().unwrap();
-    let step_state = |id: JobId| {
-        engine
-            .job(id)
-            .unwrap()
-            .unwrap()
-            .step(&spin)
-            .unwrap()
-            .state()
-    };
-    let start = || engine.start_job(start_request("stuck", json!({}), None));
-
-    // The worker is free: the step's attempt began in the commit that created the job.
-    let first = start().await.unwrap();
-    assert_eq!(step_state(first), StepState::Running);
-    let started = events(&engine, &engine.job(first).unwrap().unwrap());
-    assert!(
-        matches!(
-            started.last(),
-            Some(EventKind::StepStarted { attempt: 1, .. })
-        ),
-        "{started:?}"
-    );
-    // The only worker is busy: the next job's step waits in the queue.
-    let second = start().await.unwrap();
-    assert_eq!(step_state(second), StepState::Ready);
-    assert_eq!(engine.queue_depth(), 1);
-
-    engine.cancel_job(first, None).await.unwrap();
-    wait_until("the queued step to start", Duration::from_secs(30), || {
-        step_state(second) == StepState::Running
-    })
-    .await;
-    engine.cancel_job(second, None).await.unwrap();
-}
-
-#[tokio::test]
 async fn a_retry_keeps_its_due_time_on_a_new_engine() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let call: weft_domain::StepId = "call".parse().unwrap();

@@ -390,9 +390,6 @@ impl Engine {
             .map_err(|e| StartError::Invalid(e.to_string()))?;
         effects.events.insert(0, created);
         let meta = JobMeta::new(request.priority, request.queue, request.idempotency_key);
-        let first = self
-            .begin_at_once(&definition, &mut job, &meta, &mut effects, now)
-            .await;
         match self.inner.store.create_job(&job, &meta, &effects.events)? {
             CreateJob::Existing(existing) => return Ok(existing),
             CreateJob::Created => {}
@@ -409,9 +406,6 @@ impl Engine {
             self.admit(active);
         }
         self.after_commit(id, &effects, ready).await;
-        if let Some((slot, begun)) = first {
-            self.spawn_worker(slot, Some(begun));
-        }
         Ok(id)
     }
 
@@ -547,22 +541,26 @@ impl Engine {
         );
     }
 
-    /// Hands ready tasks to workers, as many at once as there are worker permits. It holds
-    /// no permit while it waits for a task, so that a new job may take a free worker at once
-    /// ([`Engine::begin_at_once`]).
+    /// Hands ready tasks to workers, as many at once as there are worker permits.
     async fn dispatch(self) {
         loop {
             let Ok(permit) = self.inner.workers.clone().acquire_owned().await else {
                 return;
             };
-            match self.inner.queue.pop_runnable() {
-                Some(entry) => self.spawn_worker(self.queued_slot(entry, permit), None),
-                None => {
-                    drop(permit);
-                    // A task queued since the pop has stored a wake-up: this returns at once.
-                    self.inner.queue.changed().await;
+            let entry = loop {
+                if let Some(entry) = self.inner.queue.pop_runnable() {
+                    break entry;
                 }
-            }
+                self.inner.queue.changed().await;
+            };
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.run_task(&entry).await {
+                    tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
+                }
+                engine.inner.queue.finished(&entry);
+                drop(permit);
+            });
         }
     }
 

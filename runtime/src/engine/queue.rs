@@ -120,23 +120,6 @@ impl ReadyQueue {
         Some(entry)
     }
 
-    /// Counts `entry` as running, without queueing it, when [`pop_runnable`](Self::pop_runnable)
-    /// would take it first were it pushed now with `priority`: its limits allow it, and no
-    /// waiting task that comes before it may run. Returns whether it did.
-    pub fn claim_now(&self, priority: i32, entry: &Entry) -> bool {
-        let mut inner = self.lock();
-        let key = (-i64::from(priority), u64::MAX);
-        let overtakes = inner
-            .waiting
-            .range(..key)
-            .all(|(_, waiting)| !self.allows(&inner, waiting));
-        if !overtakes || !self.allows(&inner, entry) {
-            return false;
-        }
-        count_running(&mut inner, entry);
-        true
-    }
-
     /// Whether the limits let `entry` run now.
     fn allows(&self, inner: &Inner, entry: &Entry) -> bool {
         under(
@@ -218,29 +201,5 @@ mod tests {
         assert!(q.pop_runnable().is_none());
         q.finished(&first);
         assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 2);
-    }
-
-    #[test]
-    fn a_task_is_claimed_at_once_only_where_the_queue_would_take_it_first() {
-        let limits = Limits {
-            per_workflow: HashMap::from([("slow".to_string(), 1)]),
-            ..Limits::default()
-        };
-        let q = ReadyQueue::new(limits);
-        assert!(q.claim_now(0, &entry(1, "slow")));
-        // The limit holds for claims as for the queue.
-        assert!(!q.claim_now(0, &entry(2, "slow")));
-        // A waiting task of the same priority that may run comes first.
-        q.push(0, entry(3, "fast"));
-        assert!(!q.claim_now(0, &entry(4, "fast")));
-        // A higher priority overtakes it; one held back by its limit is overtaken too.
-        assert!(q.claim_now(1, &entry(5, "fast")));
-        assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 3);
-        q.push(0, entry(6, "slow"));
-        assert!(q.claim_now(0, &entry(7, "fast")));
-        // Claimed tasks count as running until finished.
-        q.finished(&entry(1, "slow"));
-        assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 6);
-        assert!(q.is_empty());
     }
 }

@@ -5,13 +5,12 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::OwnedSemaphorePermit;
 use weft_domain::{
-    AttemptOutcome, AttemptReport, AttemptStart, Effects, Job, JobId, Machine, PluginDigest,
-    PluginError as DomainPluginError, TaskKey, Timestamp, WorkflowDefinition,
+    AttemptOutcome, AttemptReport, AttemptStart, JobId, Machine, PluginDigest,
+    PluginError as DomainPluginError, TaskKey,
 };
 use weft_sandbox::{Outcome, RunRequest, SandboxError, SandboxStop, StepLimitsOverride};
-use weft_store::{JobMeta, StoreError};
+use weft_store::StoreError;
 
 use super::catalogue::Runnable;
 use super::queue::Entry;
@@ -21,103 +20,16 @@ use super::{Active, Engine, Running, clock, lock};
 /// at again. It occupies no worker meanwhile.
 const PARKED_RECHECK: Duration = Duration::from_secs(1);
 
-/// A worker permit, and the queue's count of a task as running: what a task needs to run.
-/// Both are given back when the slot is dropped.
-pub(super) struct Slot {
-    engine: Engine,
-    entry: Entry,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.engine.inner.queue.finished(&self.entry);
-    }
-}
-
 impl Engine {
-    /// Runs the slot's task in a worker of its own, from `begun` when its attempt began in
-    /// the commit that made the task ready, else from its start.
-    pub(super) fn spawn_worker(&self, slot: Slot, begun: Option<Begun>) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let entry = &slot.entry;
-            if let Err(e) = engine.run_task(entry, begun).await {
-                tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
-            }
-            drop(slot);
-        });
-    }
-
-    /// The slot of a task the dispatcher took from the queue.
-    pub(super) fn queued_slot(&self, entry: Entry, permit: OwnedSemaphorePermit) -> Slot {
-        Slot {
-            engine: self.clone(),
-            entry,
-            _permit: permit,
-        }
-    }
-
-    /// Begins the first of a new job's ready tasks in the job's creation, when a worker is
-    /// free and the queue would hand it the task at once anyway: the task then starts without
-    /// a commit, a wait for durability and a trip through the queue of its own. `None`, with
-    /// nothing changed, otherwise.
-    pub(super) async fn begin_at_once(
-        &self,
-        definition: &WorkflowDefinition,
-        job: &mut Job,
-        meta: &JobMeta,
-        effects: &mut Effects,
-        now: Timestamp,
-    ) -> Option<(Slot, Begun)> {
-        let stops_seen = self.stops_so_far();
-        let task = effects.ready.first()?.clone();
-        let plugin = job.plugins().get(&task.step)?.clone();
-        // A plugin that may not run now is parked by the usual path.
-        let runnable = self.inner.catalogue.runnable(&plugin.digest).await.ok()??;
-        let permit = self.inner.workers.clone().try_acquire_owned().ok()?;
-        let entry = Entry {
-            job: job.id(),
-            task,
-            workflow: job.workflow().to_string(),
-            plugin: plugin.name.to_string(),
-            queue: meta.queue.clone(),
-        };
-        if !self.inner.queue.claim_now(meta.priority, &entry) {
-            return None;
-        }
-        let slot = self.queued_slot(entry, permit);
-        let (start, began) = Machine::new(definition)
-            .begin_attempt(job, &slot.entry.task, now)
-            .ok()?;
-        effects.ready.remove(0);
-        effects.events.extend(began.events);
-        let workflow = job.workflow().to_string();
-        Some((
-            slot,
-            Begun {
-                start,
-                stops_seen,
-                runnable,
-                workflow,
-            },
-        ))
-    }
-
     /// Runs `entry`'s task, and then, in the same worker, the next task of the same job and
     /// plugin that its result made ready (a chain runs without going back to the queue; the
     /// next attempt's start is committed with the previous result, in one transaction).
-    /// `begun` is the task's attempt when a commit already began it.
-    async fn run_task(&self, entry: &Entry, begun: Option<Begun>) -> Result<(), StoreError> {
+    pub(super) async fn run_task(&self, entry: &Entry) -> Result<(), StoreError> {
         let Some(active) = self.active(entry.job) else {
             return Ok(());
         };
         let mut task = entry.task.clone();
-        let begun = match begun {
-            Some(begun) => Some(begun),
-            None => self.begin(entry, &active, &task).await?,
-        };
-        let Some(mut begun) = begun else {
+        let Some(mut begun) = self.begin(entry, &active, &task).await? else {
             return Ok(());
         };
         loop {
@@ -367,7 +279,7 @@ impl Engine {
 }
 
 /// An attempt that has begun: what the worker needs to run it.
-pub(super) struct Begun {
+struct Begun {
     start: AttemptStart,
     /// The engine's count of stops before the attempt began.
     stops_seen: u64,
