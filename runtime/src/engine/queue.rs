@@ -58,21 +58,6 @@ fn under(limit: Option<&usize>, running: Option<&usize>) -> bool {
     limit.is_none_or(|l| running.copied().unwrap_or(0) < *l)
 }
 
-fn count_running(inner: &mut Inner, entry: &Entry) {
-    for (map, key) in [
-        (&mut inner.running_workflow, &entry.workflow),
-        (&mut inner.running_plugin, &entry.plugin),
-        (&mut inner.running_queue, &entry.queue),
-    ] {
-        match map.get_mut(key) {
-            Some(n) => *n += 1,
-            None => {
-                map.insert(key.clone(), 1);
-            }
-        }
-    }
-}
-
 impl ReadyQueue {
     /// An empty queue with `limits`.
     pub fn new(limits: Limits) -> ReadyQueue {
@@ -113,25 +98,30 @@ impl ReadyQueue {
         let key = inner
             .waiting
             .iter()
-            .find(|(_, e)| self.allows(&inner, e))
+            .find(|(_, e)| {
+                under(
+                    self.limits.per_workflow.get(&e.workflow),
+                    inner.running_workflow.get(&e.workflow),
+                ) && under(
+                    self.limits.per_plugin.get(&e.plugin),
+                    inner.running_plugin.get(&e.plugin),
+                ) && under(
+                    self.limits.per_queue.get(&e.queue),
+                    inner.running_queue.get(&e.queue),
+                )
+            })
             .map(|(k, _)| *k)?;
         let entry = inner.waiting.remove(&key)?;
-        count_running(&mut inner, &entry);
+        *inner
+            .running_workflow
+            .entry(entry.workflow.clone())
+            .or_default() += 1;
+        *inner
+            .running_plugin
+            .entry(entry.plugin.clone())
+            .or_default() += 1;
+        *inner.running_queue.entry(entry.queue.clone()).or_default() += 1;
         Some(entry)
-    }
-
-    /// Whether the limits let `entry` run now.
-    fn allows(&self, inner: &Inner, entry: &Entry) -> bool {
-        under(
-            self.limits.per_workflow.get(&entry.workflow),
-            inner.running_workflow.get(&entry.workflow),
-        ) && under(
-            self.limits.per_plugin.get(&entry.plugin),
-            inner.running_plugin.get(&entry.plugin),
-        ) && under(
-            self.limits.per_queue.get(&entry.queue),
-            inner.running_queue.get(&entry.queue),
-        )
     }
 
     /// Marks a task taken by [`pop_runnable`](Self::pop_runnable) as no longer running.

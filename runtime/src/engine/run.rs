@@ -29,8 +29,9 @@ impl Engine {
             return Ok(());
         };
         let mut task = entry.task.clone();
-        let Some(mut begun) = self.begin(entry, &active, &task).await? else {
-            return Ok(());
+        let mut begun = match self.begin(entry, &active, &task).await? {
+            Some(begun) => begun,
+            None => return Ok(()),
         };
         loop {
             let Some(report) = self.execute(entry, &task, &begun).await else {
