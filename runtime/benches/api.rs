@@ -13,7 +13,7 @@ mod cpu;
 #[path = "common/report.rs"]
 mod report;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cpu::process_cpu_seconds;
@@ -154,10 +154,9 @@ async fn first_event(base: &str) -> f64 {
     pct(&samples, 0.5)
 }
 
-async fn measure() -> Vec<Row> {
-    let dir = tempfile::tempdir().unwrap();
+async fn measure(dir: &Path) -> Vec<Row> {
     let config = DaemonConfig::new(
-        dir.path().to_path_buf(),
+        dir.to_path_buf(),
         "127.0.0.1:0",
         RawConfig::default(),
         Some(TOKEN.into()),
@@ -284,7 +283,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let rows = rt.block_on(measure());
+    // The daemon's directory outlives the runtime, whose tasks hold the store until it is
+    // dropped: the store's last writes need it.
+    let dir = tempfile::tempdir().unwrap();
+    let rows = rt.block_on(measure(dir.path()));
+    drop(rt);
     print_table(&rows);
     write_json(&rows, "api");
 }

@@ -317,14 +317,13 @@ async fn job_record_bytes(engine: &Engine) -> usize {
 }
 
 /// Rounds of 3-step chains and nothing else; see the module documentation.
-async fn profile_phase() {
+async fn profile_phase(dir: &Path) {
     let seconds: u64 = std::env::var("WEFT_BENCH_PROFILE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let engine = engine(store.clone(), &dir.path().join("artifacts"), WORKERS).await;
+    let store = open(dir);
+    let engine = engine(store.clone(), &dir.join("artifacts"), WORKERS).await;
     setup(&engine).await;
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
@@ -336,10 +335,9 @@ async fn profile_phase() {
     }
 }
 
-async fn main_phases(out: &mut Vec<Row>) {
-    let dir = tempfile::tempdir().unwrap();
-    let artifacts = dir.path().join("artifacts");
-    let store = open(dir.path());
+async fn main_phases(dir: &Path, out: &mut Vec<Row>) {
+    let artifacts = dir.join("artifacts");
+    let store = open(dir);
     let engine = engine(store.clone(), &artifacts, WORKERS).await;
     setup(&engine).await;
 
@@ -522,9 +520,10 @@ fn resident_bytes() -> u64 {
 
 /// In a child process: `TIMER_JOBS` jobs each waiting an hour for a retry.
 fn memory_phase_child() {
+    // Outlives the runtime, which holds the store until it is dropped.
+    let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let engine = engine(store, &dir.path().join("artifacts"), WORKERS).await;
         setup(&engine).await;
@@ -562,6 +561,7 @@ fn memory_phase_child() {
         }
         println!("RESULT {} {}", resident_bytes(), before);
     });
+    drop(rt);
 }
 
 fn memory_phase(out: &mut Vec<Row>) {
@@ -611,12 +611,16 @@ fn main() {
             .build()
             .unwrap()
     };
+    // Each phase's database outlives its runtime, whose tasks hold the store until the
+    // runtime is dropped: the store's last writes need its directory.
     if wanted("profile") {
-        runtime().block_on(profile_phase());
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(profile_phase(dir.path()));
         return;
     }
     if wanted("throughput") {
-        runtime().block_on(main_phases(&mut rows));
+        let dir = tempfile::tempdir().unwrap();
+        runtime().block_on(main_phases(dir.path(), &mut rows));
     }
     if wanted("recovery") {
         recovery_phase(&mut rows);
