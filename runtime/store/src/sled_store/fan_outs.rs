@@ -28,6 +28,7 @@ use weft_domain::{Job, JobId, StepId, StepRecord, TaskRecord};
 
 use super::SledStore;
 use super::codec::{decode, encode};
+use super::journal::Insert;
 use super::keys;
 use crate::error::StoreError;
 
@@ -92,7 +93,7 @@ fn encode_head_tasks(job: &Job, in_head: &BTreeSet<(StepId, u32)>) -> Result<Vec
 /// Writes a fanned-out step's list and the records of its tasks that are not pending, for a
 /// head that will hold none of its tasks (the migration from store format 4 writes such heads).
 pub(super) fn write_fan_out_records(
-    tree: &sled::Tree,
+    tree: &impl Insert,
     id: JobId,
     parts: &FanOutParts<'_>,
 ) -> Result<(), StoreError> {
@@ -105,18 +106,17 @@ pub(super) fn write_fan_out_records(
         let task_json = encode(&**task, || {
             format!("task {}[{index}] of job {id}", parts.step)
         })?;
-        tree.insert(keys::task(id, parts.step, item_index(index)?), task_json)?;
+        tree.insert_record(&keys::task(id, parts.step, item_index(index)?), task_json)?;
     }
     Ok(())
 }
 
 /// Writes the list a step fans out over.
-fn write_items(tree: &sled::Tree, id: JobId, parts: &FanOutParts<'_>) -> Result<(), StoreError> {
+fn write_items(tree: &impl Insert, id: JobId, parts: &FanOutParts<'_>) -> Result<(), StoreError> {
     let items = encode(&**parts.items, || {
         format!("the list step {} of job {id} fans out over", parts.step)
     })?;
-    tree.insert(keys::items(id, parts.step), items)?;
-    Ok(())
+    tree.insert_record(&keys::items(id, parts.step), items)
 }
 
 impl SledStore {

@@ -78,7 +78,7 @@ impl GroupCommit {
     }
 
     /// Starts a flusher thread that makes commits durable by calling `flush`.
-    fn with_flush(
+    pub fn with_flush(
         linger: Duration,
         flush: impl FnMut() -> Result<(), StoreError> + Send + 'static,
     ) -> Result<Self, StoreError> {

@@ -4,9 +4,10 @@
 //! Every record about jobs lives in one tree, the kinds told apart by the tag that starts each
 //! key ([`keys::tag`]). The heart of it is each job's *head record*: the job as of its latest
 //! commit, with the events committed since its last *chunk*. A commit rewrites the head in a
-//! single sled insert, which sled makes atomic by itself; sled's batches and transactions would
-//! serialize every writer on a global lock and write the log once per commit, which costs an
-//! order of magnitude more. Rewriting a key is also far cheaper in sled than adding one, so
+//! single write, atomic by itself; sled's batches and transactions would serialize every
+//! writer on a global lock and write the log once per commit, which costs an order of magnitude
+//! more. Writes go through the tree's journal ([`super::journal`]), which replays them in order
+//! after a crash, so what a crash leaves is what some prefix of the writes left. Rewriting a key is also far cheaper in sled than adding one, so
 //! events gather in the head until they pass [`CHUNK_BYTES`]; the commit that passes it first
 //! writes them out as a chunk of their own, keyed by its last event, and starts the head's
 //! events afresh. A crash between the two writes leaves the same events in the chunk and in
@@ -142,12 +143,12 @@ fn decode_states(bytes: &[u8], id: JobId) -> Result<Vec<JobState>, StoreError> {
 impl SledStore {
     /// A job's head record.
     fn head(&self, id: JobId) -> Result<Option<IVec>, StoreError> {
-        Ok(self.trees.jobs.get(keys::head(id))?)
+        self.trees.jobs.get(keys::head(id))
     }
 
     /// Whether the job exists: whether it has a head.
     fn has_head(&self, id: JobId) -> Result<bool, StoreError> {
-        Ok(self.trees.jobs.contains_key(keys::head(id))?)
+        self.trees.jobs.contains_key(keys::head(id))
     }
 
     /// The job in its head record.
@@ -218,7 +219,7 @@ impl SledStore {
             return Ok(last.sequence);
         }
         let chunks = keys::commit(id, 0)..keys::head(id);
-        match self.trees.jobs.range(chunks).next_back().transpose()? {
+        match self.trees.jobs.range_rev(chunks).next().transpose()? {
             Some((key, _)) => keys::commit_last(&key),
             None => Ok(0),
         }
@@ -357,16 +358,16 @@ impl SledStore {
         let moved_from = previous.state.filter(|previous| *previous != state);
         match moved_from {
             Some(_) if state.is_terminal() => tree.insert(keys::state_job(state, id), &[])?,
-            Some(from) => tree.insert(unfinished_key, encode_states(&[from, state])?)?,
-            None => None,
-        };
+            Some(from) => tree.insert(unfinished_key.as_slice(), encode_states(&[from, state])?)?,
+            None => {}
+        }
         let input = previous.input;
         let head = self.write_commit(job, events, Some(previous), input)?;
         match moved_from {
             Some(_) if state.is_terminal() => tree.remove(unfinished_key)?,
             Some(_) => tree.insert(unfinished_key, encode_states(&[state])?)?,
-            None => None,
-        };
+            None => {}
+        }
         self.heads.put(id, head);
         Ok(())
     }
@@ -403,14 +404,13 @@ impl SledStore {
         let entries = match query.cursor {
             Some(cursor) => {
                 let end = [prefix.as_slice(), &cursor.to_bytes()].concat();
-                tree.range(prefix..end).rev()
+                tree.range_rev(prefix..end)
             }
-            None => tree.scan_prefix(prefix).rev(),
+            None => tree.scan_prefix_rev(prefix),
         };
         let unfinished_in = query.state.filter(|state| !state.is_terminal());
         let candidates = entries.filter_map(|entry| {
             entry
-                .map_err(StoreError::from)
                 .and_then(|(key, value)| match unfinished_in {
                     Some(state) => {
                         let id = keys::trailing_job_id(&key)?;

@@ -2,11 +2,11 @@
 //!
 //! One sled tree per kind of record, and one for everything about jobs (see [`Trees`]);
 //! values are JSON (see [`codec`]), keys are laid out in [`keys`]. A write that touches
-//! several catalogue records is one sled transaction; a job's records are single inserts in an
-//! order that is safe at every point a crash may cut it (see [`jobs`]). Either way a crash
-//! never leaves a half-written change that readers trust. Durability comes from the
-//! [`group_commit`] flusher: writes are durable once a [`Durable`] requested after them
-//! resolves.
+//! several catalogue records is one sled transaction; a job's records are single writes in an
+//! order that is safe at every point a crash may cut it (see [`jobs`]), made through a journal
+//! that batches them (see [`journal`]). Either way a crash never leaves a half-written change
+//! that readers trust. Durability comes from the [`group_commit`] flusher: writes are durable
+//! once a [`Durable`] requested after them resolves.
 //!
 //! The database records [`STORE_FORMAT_VERSION`]; opening a database of another version fails
 //! rather than misreading it.
@@ -17,6 +17,7 @@ mod codec;
 mod fan_outs;
 mod group_commit;
 mod jobs;
+mod journal;
 mod keys;
 mod migrate;
 mod records;
@@ -41,10 +42,11 @@ use crate::store::Store;
 
 pub use baseline::raw_group_commit_baseline;
 use group_commit::GroupCommit;
+use journal::{JournaledTree, Limits};
 
 /// Version of the database layout: the set of trees and their key layouts. Bumped, with a
 /// migration, when either changes.
-pub const STORE_FORMAT_VERSION: u32 = 5;
+pub const STORE_FORMAT_VERSION: u32 = 6;
 
 /// Key of the layout version in the `meta` tree.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -83,11 +85,10 @@ impl SledConfig {
     }
 }
 
-/// The sled trees, one per kind of record. Keys are described in [`keys`].
+/// The sled trees, one per kind of record, besides `meta` (`format_version` ->
+/// [`STORE_FORMAT_VERSION`]). Keys are described in [`keys`].
 #[derive(Debug)]
 struct Trees {
-    /// `format_version` -> [`STORE_FORMAT_VERSION`].
-    meta: Tree,
     /// Plugin digest -> [`PluginRecord`].
     plugins: Tree,
     /// Plugin digest -> component bytes (raw, not JSON).
@@ -97,59 +98,66 @@ struct Trees {
     /// Workflow name and version -> stored definition.
     definitions: Tree,
     /// Every record about jobs: the jobs, their metadata and events, and the indexes over
-    /// them, under tagged keys ([`keys::tag`]).
-    jobs: Tree,
+    /// them, under tagged keys ([`keys::tag`]); written through a journal ([`journal`]).
+    jobs: JournaledTree,
     /// Scope and key -> value (raw bytes).
     kv: Tree,
 }
 
 impl Trees {
+    /// Opens the trees, after moving a database of an earlier layout to this one.
     fn open(db: &Db) -> Result<Self, StoreError> {
+        let meta = db.open_tree("meta")?;
+        let jobs = db.open_tree("job_records")?;
+        check_format(&meta, &jobs)?;
         Ok(Trees {
-            meta: db.open_tree("meta")?,
             plugins: db.open_tree("plugins")?,
             components: db.open_tree("components")?,
             plugin_versions: db.open_tree("plugin_versions")?,
             definitions: db.open_tree("definitions")?,
-            jobs: db.open_tree("job_records")?,
+            jobs: JournaledTree::open(jobs, db.open_tree("job_journal")?, Limits::default())?,
             kv: db.open_tree("kv")?,
         })
     }
+}
 
-    /// Records the layout version in a new database; migrates one of the previous layout;
-    /// refuses any other.
-    fn check_format(&self) -> Result<(), StoreError> {
-        let what = || "store format version".to_owned();
-        let stored = self.meta.compare_and_swap(
-            FORMAT_VERSION_KEY,
-            None::<&[u8]>,
-            Some(codec::encode(&STORE_FORMAT_VERSION, what)?),
-        )?;
-        let Err(existing) = stored else {
-            return Ok(());
-        };
-        let version: u32 = codec::decode(existing.current.as_deref().unwrap_or_default(), what)?;
-        if version == STORE_FORMAT_VERSION {
-            Ok(())
-        } else if version == 3 || version == 4 {
-            if version == 3 {
-                migrate::migrate_from_3(&self.jobs)?;
-            }
-            migrate::migrate_from_4(&self.jobs)?;
-            self.meta.insert(
-                FORMAT_VERSION_KEY,
-                codec::encode(&STORE_FORMAT_VERSION, what)?,
-            )?;
-            Ok(())
-        } else {
-            Err(StoreError::corrupt(
-                "store",
-                format!(
-                    "format version {version} is not supported (this build reads {STORE_FORMAT_VERSION})"
-                ),
-            ))
-        }
+/// Records the layout version in a new database; migrates one of a previous layout; refuses
+/// any other. Layouts before 6 had no journal, so a migration reads and writes the jobs tree
+/// itself.
+fn check_format(meta: &Tree, jobs: &Tree) -> Result<(), StoreError> {
+    let what = || "store format version".to_owned();
+    let stored = meta.compare_and_swap(
+        FORMAT_VERSION_KEY,
+        None::<&[u8]>,
+        Some(codec::encode(&STORE_FORMAT_VERSION, what)?),
+    )?;
+    let Err(existing) = stored else {
+        return Ok(());
+    };
+    let version: u32 = codec::decode(existing.current.as_deref().unwrap_or_default(), what)?;
+    if version == STORE_FORMAT_VERSION {
+        return Ok(());
     }
+    if !(3..STORE_FORMAT_VERSION).contains(&version) {
+        return Err(StoreError::corrupt(
+            "store",
+            format!(
+                "format version {version} is not supported (this build reads {STORE_FORMAT_VERSION})"
+            ),
+        ));
+    }
+    if version == 3 {
+        migrate::migrate_from_3(jobs)?;
+    }
+    if version <= 4 {
+        migrate::migrate_from_4(jobs)?;
+    }
+    // Format 5 differs from this one only by the journal, which starts empty.
+    meta.insert(
+        FORMAT_VERSION_KEY,
+        codec::encode(&STORE_FORMAT_VERSION, what)?,
+    )?;
+    Ok(())
 }
 
 /// The on-disk store; see the module documentation. Closing it (dropping it, or
@@ -181,8 +189,10 @@ impl SledStore {
     pub fn open(path: &Path, config: SledConfig) -> Result<SledStore, StoreError> {
         let db = open_unlocked(&config, path)?;
         let trees = Trees::open(&db)?;
-        trees.check_format()?;
-        let group_commit = GroupCommit::start(db.clone(), config.group_commit_linger)?;
+        let journal = trees.jobs.flusher();
+        let flushed = db.clone();
+        let group_commit =
+            GroupCommit::with_flush(config.group_commit_linger, move || journal.flush(&flushed))?;
         tracing::debug!(path = %path.display(), "opened store");
         Ok(SledStore {
             path: path.to_owned(),

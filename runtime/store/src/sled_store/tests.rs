@@ -42,11 +42,17 @@ fn job_with_id(id: JobId) -> Job {
     .0
 }
 
+/// The JSON `record` with another format version.
+fn with_format_version(record: &[u8], version: u32) -> Vec<u8> {
+    let mut record: Value = serde_json::from_slice(record).unwrap();
+    record["format_version"] = json!(version);
+    serde_json::to_vec(&record).unwrap()
+}
+
 /// Rewrites the JSON record at `key` in `tree` with another format version.
 fn bump_format_version(tree: &Tree, key: &[u8], version: u32) {
-    let mut record: Value = serde_json::from_slice(&tree.get(key).unwrap().unwrap()).unwrap();
-    record["format_version"] = json!(version);
-    tree.insert(key, serde_json::to_vec(&record).unwrap())
+    let record = tree.get(key).unwrap().unwrap();
+    tree.insert(key, with_format_version(&record, version))
         .unwrap();
 }
 
@@ -54,8 +60,9 @@ fn bump_format_version(tree: &Tree, key: &[u8], version: u32) {
 fn close_as_format(store: SledStore, version: u32) {
     let version = version.to_string();
     store
-        .trees
-        .meta
+        .db
+        .open_tree("meta")
+        .unwrap()
         .insert(FORMAT_VERSION_KEY, version.as_bytes())
         .unwrap();
     store.close().unwrap();
@@ -93,7 +100,10 @@ fn jobs_of_an_unknown_format_are_corrupt() {
     }
     bytes.extend_from_slice(&serde_json::to_vec(&record).unwrap());
     jobs.insert(commit, bytes).unwrap();
-    bump_format_version(jobs, &keys::tagged_job(keys::tag::META, job.id()), 2);
+    let meta_key = keys::tagged_job(keys::tag::META, job.id());
+    let meta = jobs.get(meta_key.as_slice()).unwrap().unwrap();
+    jobs.insert(meta_key, with_format_version(&meta, 2))
+        .unwrap();
 
     let unsupported = "format version 2 is not supported";
     assert_corrupt(store.job(job.id()), "job", unsupported);
@@ -172,6 +182,25 @@ fn a_database_of_another_layout_is_refused() {
         "store",
         "format version 1 is not supported",
     );
+}
+
+#[test]
+fn a_database_of_store_format_5_opens_with_an_empty_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    let job = job();
+    store
+        .create_job(&job, &JobMeta::new(0, "default", None), &[])
+        .unwrap();
+    // Closing moves the journal into the jobs tree: the tree alone is the format-5 layout.
+    close_as_format(store, 5);
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    assert_eq!(store.job(job.id()).unwrap(), Some(job));
+    let meta = store.db.open_tree("meta").unwrap();
+    let version = meta.get(FORMAT_VERSION_KEY).unwrap().unwrap();
+    let version: u32 = serde_json::from_slice(&version).unwrap();
+    assert_eq!(version, STORE_FORMAT_VERSION);
 }
 
 /// Writes the index entries a creation makes before its head, for a job that was
@@ -398,7 +427,8 @@ fn a_database_of_store_format_3_is_migrated() {
     all.extend(events);
     // Format 3 kept the job in its latest commit record, keyed by that commit's last event.
     let jobs = &store.trees.jobs;
-    let head = jobs.remove(keys::head(job.id())).unwrap().unwrap();
+    let head = jobs.get(keys::head(job.id())).unwrap().unwrap();
+    jobs.remove(keys::head(job.id())).unwrap();
     let last = all.last().unwrap().sequence;
     jobs.insert(keys::commit(job.id(), last), head).unwrap();
     close_as_format(store, 3);
@@ -415,7 +445,8 @@ fn a_database_of_store_format_3_is_migrated() {
     assert_eq!(store.job(job.id()).unwrap(), Some(job));
     store.close().unwrap();
     let stored = SledStore::open(&path, SledConfig::default()).unwrap();
-    let version = stored.trees.meta.get(FORMAT_VERSION_KEY).unwrap().unwrap();
+    let meta = stored.db.open_tree("meta").unwrap();
+    let version = meta.get(FORMAT_VERSION_KEY).unwrap().unwrap();
     assert_eq!(
         version.as_ref(),
         STORE_FORMAT_VERSION.to_string().as_bytes()
@@ -582,7 +613,8 @@ fn a_crash_before_a_head_is_written_leaves_the_job_as_the_previous_head_said() {
         let events = run_item(&definition, &mut job, n);
         store.commit_job(&job, &events).unwrap();
         // Every other write of the commit happened; its head did not.
-        let head = jobs.insert(keys::head(id), previous_head).unwrap().unwrap();
+        let head = jobs.get(keys::head(id)).unwrap().unwrap();
+        jobs.insert(keys::head(id), previous_head).unwrap();
         assert_eq!(store.job(id).unwrap().as_ref(), Some(&before), "item {n}");
         jobs.insert(keys::head(id), head).unwrap();
         assert_eq!(store.job(id).unwrap().as_ref(), Some(&job), "item {n}");
