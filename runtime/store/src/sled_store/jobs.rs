@@ -7,11 +7,12 @@
 //! single write, atomic by itself; sled's batches and transactions would serialize every
 //! writer on a global lock and write the log once per commit, which costs an order of magnitude
 //! more. Writes go through the tree's journal ([`super::journal`]), which replays them in order
-//! after a crash, so what a crash leaves is what some prefix of the writes left. Rewriting a key is also far cheaper in sled than adding one, so
-//! events gather in the head until they pass [`CHUNK_BYTES`]; the commit that passes it first
-//! writes them out as a chunk of their own, keyed by its last event, and starts the head's
-//! events afresh. A crash between the two writes leaves the same events in the chunk and in
-//! the head, and readers take each event once.
+//! after a crash, so what a crash leaves is what some prefix of the writes left. Rewriting a
+//! key is also far cheaper in sled than adding one, so events gather in the head until they
+//! pass [`CHUNK_BYTES`]; the commit that passes it first writes them out as a chunk of their
+//! own, keyed by its last event, and starts the head's events afresh. A crash between the two
+//! writes leaves the same events in the chunk and in the head, and readers take each event
+//! once.
 //!
 //! What is large and written once stays out of the head: an input over [`INPUT_APART_BYTES`]
 //! is a record of its own, written when the job is created, and so is each fan-out's list,

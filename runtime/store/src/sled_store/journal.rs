@@ -296,9 +296,9 @@ impl JournaledTree {
                     .range(bounds.clone())
                     .map(|(k, v)| (k.clone(), v.clone())),
             );
-            written.into_iter().collect()
+            written.into_iter().collect::<Vec<_>>()
         };
-        let mut written: Vec<_> = written;
+        let mut written = written;
         if reverse {
             written.reverse();
         }
@@ -310,9 +310,7 @@ impl JournaledTree {
             tree_done: false,
         }
     }
-}
 
-impl JournaledTree {
     /// Moves every durable write into the tree and empties the journal, once nothing writes
     /// any more: a store closed cleanly leaves no journal to read back.
     fn checkpoint_everything(&self) -> Result<(), StoreError> {
