@@ -53,6 +53,7 @@ impl SledStore {
                 Ok(PutPlugin::Created)
             },
         );
+        self.wrote_to_sled();
         transaction_result(result)
     }
 
@@ -99,6 +100,7 @@ impl SledStore {
             plugins.insert(record.digest.as_str(), encoded.as_slice())?;
             Ok(())
         });
+        self.wrote_to_sled();
         transaction_result(result)
     }
 
@@ -115,6 +117,7 @@ impl SledStore {
             None::<&[u8]>,
             Some(encoded),
         )?;
+        self.wrote_to_sled();
         let Err(existing) = swapped else {
             return Ok(PutDefinition::Created);
         };

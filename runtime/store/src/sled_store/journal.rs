@@ -7,32 +7,39 @@
 //!
 //! - A write goes into the *overlay*, an ordered map in memory that every read consults before
 //!   the tree, so it is visible at once; and it is appended to the *pending* journal bytes.
-//! - The group-commit flusher ([`JournalFlusher::flush`]) writes the pending bytes as a few
-//!   large *journal records*, numbered in order in a tree of their own, then flushes sled. A
-//!   write is durable once the journal record holding it is.
+//! - The group-commit flusher ([`JournalFlusher::flush`]) appends the pending bytes, as a few
+//!   *journal records* each framed with its length and checksum, to the current *journal file*
+//!   in the store's directory. A write is durable once the journal record holding it is
+//!   written: like sled's flush, that survives the process crashing (not the machine losing
+//!   power). A commit so costs one `write` to a file, and no flush of sled.
 //! - Now and then (past a number of keys, of bytes, or an age: [`Limits`]) the flusher also
 //!   *freezes* the overlay, in the same step that takes the pending bytes, so the frozen map
-//!   holds exactly the writes of the journal records up to the ones it is writing. Once those are durable, the checkpoint thread writes the latest
-//!   value of each frozen key into the tree (a job's head rewritten by many commits in between
-//!   is written once), removes the journal records it came from, and drops the frozen map.
-//!   Reads consult the overlay, then the frozen map, then the tree.
+//!   holds exactly the writes of the journal files up to the one it is writing; later writes
+//!   go to a new file. Once those are durable, the checkpoint thread writes the latest value of
+//!   each frozen key into the tree (a job's head rewritten by many commits in between is
+//!   written once), flushes sled, deletes the journal files the frozen map came from, and drops
+//!   it. Reads consult the overlay, then the frozen map, then the tree.
 //!
 //! A crash loses nothing durable, and leaves nothing half-done that readers trust:
-//! - Opening the store reads the journal records left, in order, back into the overlay, where
+//! - Opening the store reads the journal files left, in order, back into the overlay, where
 //!   they override the tree; the next checkpoint moves them on. Opening stays fast however
-//!   much the journal holds.
-//! - The records a checkpoint removes are removed after the tree writes that cover them, and
-//!   sled's log keeps that order: if a removal survived a crash, so did the writes before it.
-//!   A checkpoint cut short leaves some of its keys written, all of which the journal still
-//!   holds with the same or later values.
+//!   much the journal holds. A record the crash cut short, at the end of the last file, was
+//!   never reported durable: it is dropped, and the file cut back to the records before it.
+//! - A checkpoint deletes journal files only once sled has flushed the tree writes that cover
+//!   them. A checkpoint cut short leaves some of its keys written, all of which the journal
+//!   still holds with the same or later values.
 //! - Journal records replay in the order the writes were made, so after a crash the records
 //!   read back as they were after some prefix of the writes, which is what the job records'
 //!   own write order is designed for ([`super::jobs`]). Nothing undurable reaches the tree: a
 //!   checkpoint writes only frozen writes, whose records were durable first.
 
 use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::mem;
 use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -44,9 +51,8 @@ use crate::error::StoreError;
 /// When journal records close and checkpoints start.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
-    /// A journal record is closed once it holds this many bytes (at a write's boundary).
-    /// sled writes a tree node that outgrows a quarter of its 512 KiB log segments to a file
-    /// of its own, which costs less per byte than its log, so records are large.
+    /// A journal record is closed once it holds this many bytes (at a write's boundary), so
+    /// that pending bytes grow by records rather than by copying one ever larger buffer.
     pub record_bytes: usize,
     /// A flush freezes the overlay for a checkpoint once it holds this many keys ...
     pub checkpoint_keys: usize,
@@ -88,10 +94,11 @@ struct Overlay {
     active_since: Option<Instant>,
     /// Writes a checkpoint is moving into the tree.
     frozen: Option<Arc<Writes>>,
-    /// Journal records not yet written: closed ones, and last the one being filled.
+    /// Journal records not yet written: closed ones, and last the one being filled. Each
+    /// starts with room for its frame ([`FRAME_BYTES`]).
     pending: Vec<Vec<u8>>,
-    /// Number of the next journal record.
-    next_record: u64,
+    /// Number of the journal file the next flush appends to.
+    generation: u64,
     limits: Limits,
 }
 
@@ -126,7 +133,7 @@ fn write_bytes(key: &IVec, value: &Option<IVec>) -> usize {
 /// What the checkpoint thread is asked to do, and has done.
 #[derive(Debug, Default)]
 struct CheckpointOrder {
-    /// The last journal record the frozen map covers, once its records are durable.
+    /// The last journal file the frozen map covers, once its records are durable.
     through: Option<u64>,
     stopping: bool,
     /// Checkpoints done so far.
@@ -137,9 +144,22 @@ struct CheckpointOrder {
 struct Shared {
     overlay: Mutex<Overlay>,
     tree: Tree,
-    journal: Tree,
+    /// The directory of the journal files.
+    dir: PathBuf,
+    /// The journal file being appended to; only the flusher writes.
+    appending: Mutex<Option<Appending>>,
     order: Mutex<CheckpointOrder>,
     wake: Condvar,
+}
+
+/// A journal file open for appending.
+#[derive(Debug)]
+struct Appending {
+    generation: u64,
+    file: File,
+    /// Bytes of whole records in it: where the next record goes. A write that failed
+    /// halfway is written over by the next.
+    length: u64,
 }
 
 impl Shared {
@@ -150,6 +170,64 @@ impl Shared {
 
     fn order(&self) -> MutexGuard<'_, CheckpointOrder> {
         self.order.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `records` to journal file `generation`, framing each.
+    fn append(&self, generation: u64, records: &mut [Vec<u8>]) -> Result<(), StoreError> {
+        let mut appending = self
+            .appending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = match appending.take() {
+            Some(current) if current.generation == generation => current,
+            _ => {
+                let path = file_path(&self.dir, generation);
+                let file = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| journal_error(&path, "cannot open", &e))?;
+                let length = file
+                    .metadata()
+                    .map_err(|e| journal_error(&path, "cannot read the size of", &e))?
+                    .len();
+                Appending {
+                    generation,
+                    file,
+                    length,
+                }
+            }
+        };
+        let current = appending.insert(current);
+        // Framing is done in place, and again the same way if the write is retried.
+        for record in records.iter_mut() {
+            frame(record);
+        }
+        let (written, bytes) = match records {
+            [one] => (current.file.write_all_at(one, current.length), one.len()),
+            many => {
+                let bytes = many.concat();
+                (
+                    current.file.write_all_at(&bytes, current.length),
+                    bytes.len(),
+                )
+            }
+        };
+        written
+            .map_err(|e| journal_error(&file_path(&self.dir, generation), "cannot write to", &e))?;
+        current.length += bytes as u64;
+        Ok(())
+    }
+
+    /// Deletes the journal files up to `through`.
+    fn delete_files(&self, through: u64) -> Result<(), StoreError> {
+        for (generation, path) in journal_files(&self.dir)? {
+            if generation <= through {
+                fs::remove_file(&path).map_err(|e| journal_error(&path, "cannot delete", &e))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -163,22 +241,24 @@ pub(super) struct JournaledTree {
 }
 
 impl JournaledTree {
-    /// `tree` written through `journal`; reads the journal's records back first.
-    pub fn open(tree: Tree, journal: Tree, limits: Limits) -> Result<Self, StoreError> {
+    /// `tree` written through a journal in the directory `dir` (created if missing); reads
+    /// the journal files there back first.
+    pub fn open(tree: Tree, dir: &Path, limits: Limits) -> Result<Self, StoreError> {
         let mut overlay = Overlay {
             limits,
             ..Overlay::default()
         };
-        for entry in journal.iter() {
-            let (key, record) = entry?;
-            let number = record_number(&key)?;
-            read_record(&record, |key, value| {
+        fs::create_dir_all(dir).map_err(|e| journal_error(dir, "cannot create", &e))?;
+        let files = journal_files(dir)?;
+        let last = files.last().map(|(generation, _)| *generation);
+        for (generation, path) in &files {
+            read_file(path, Some(*generation) == last, |key, value| {
                 overlay.active_bytes += write_bytes(&key, &value);
                 overlay.active.insert(key, value);
-            })
-            .map_err(|detail| StoreError::corrupt(format!("journal record {number}"), detail))?;
-            overlay.next_record = number + 1;
+            })?;
         }
+        // Later writes go to a file of their own.
+        overlay.generation = last.map_or(0, |last| last + 1);
         if !overlay.active.is_empty() {
             overlay.active_since = Some(Instant::now());
             tracing::debug!(
@@ -189,7 +269,8 @@ impl JournaledTree {
         let shared = Arc::new(Shared {
             overlay: Mutex::new(overlay),
             tree,
-            journal,
+            dir: dir.to_owned(),
+            appending: Mutex::new(None),
             order: Mutex::new(CheckpointOrder::default()),
             wake: Condvar::new(),
         });
@@ -247,7 +328,9 @@ impl JournaledTree {
             Some(open) if open.len() < record_bytes => open,
             closed => {
                 overlay.pending.extend(closed);
-                Vec::with_capacity(record_bytes)
+                let mut record = Vec::with_capacity(record_bytes);
+                record.resize(FRAME_BYTES, 0);
+                record
             }
         };
         let written = push_write(&mut record, &key, value.as_deref());
@@ -326,13 +409,9 @@ impl JournaledTree {
                 .map(Arc::unwrap_or_clone)
                 .unwrap_or_default();
             writes.append(&mut overlay.active);
-            (writes, overlay.next_record.checked_sub(1))
+            (writes, overlay.generation)
         };
-        if let Some(through) = through {
-            checkpoint(&self.shared, &writes, through)?;
-            self.shared.journal.flush()?;
-        }
-        Ok(())
+        checkpoint(&self.shared, &writes, through)
     }
 }
 
@@ -374,50 +453,43 @@ impl Insert for JournaledTree {
 pub(super) struct JournalFlusher(Arc<Shared>);
 
 impl JournalFlusher {
-    /// Writes the pending journal records and flushes `db`, which makes every write made
+    /// Appends the pending journal records to the journal, which makes every write made
     /// before the call durable; hands a frozen overlay, if this flush froze one, to the
     /// checkpoint thread once it is durable.
-    pub fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+    pub fn flush(&self) -> Result<(), StoreError> {
         let shared = &self.0;
-        let (records, first, froze) = {
+        let (mut records, generation, froze) = {
             let mut overlay = shared.overlay();
             let records = mem::take(&mut overlay.pending);
-            let first = overlay.next_record;
-            overlay.next_record += records.len() as u64;
-            // The frozen writes are those of every journal record up to the last one this
-            // flush writes.
-            let froze = match overlay.next_record.checked_sub(1) {
-                Some(last) if overlay.checkpoint_due() => {
-                    overlay.frozen = Some(Arc::new(mem::take(&mut overlay.active)));
-                    overlay.active_bytes = 0;
-                    overlay.active_since = None;
-                    Some(last)
-                }
-                _ => None,
-            };
-            (records, first, froze)
+            let generation = overlay.generation;
+            // The frozen writes are those of every journal file up to the one this flush
+            // writes; later writes go to the next.
+            let froze = overlay.checkpoint_due().then(|| {
+                overlay.frozen = Some(Arc::new(mem::take(&mut overlay.active)));
+                overlay.active_bytes = 0;
+                overlay.active_since = None;
+                overlay.generation += 1;
+                generation
+            });
+            (records, generation, froze)
         };
-        let written = records
-            .iter()
-            .zip(first..)
-            .try_for_each(|(record, number)| {
-                shared
-                    .journal
-                    .insert(number.to_be_bytes(), record.as_slice())
-                    .map(drop)
-            })
-            .and_then(|()| db.flush().map(drop));
+        let written = if records.is_empty() {
+            Ok(())
+        } else {
+            shared.append(generation, &mut records)
+        };
         if let Err(error) = written {
-            // The writes stay visible and pending; the next flush writes them again, after
-            // the records that did get written, which it overrides.
+            // The writes stay visible and pending; the next flush writes them again, over
+            // whatever part of them did get written.
             let mut overlay = shared.overlay();
             if froze.is_some() {
                 overlay.unfreeze();
+                overlay.generation = generation;
             }
             let mut later = mem::take(&mut overlay.pending);
             overlay.pending = records;
             overlay.pending.append(&mut later);
-            return Err(error.into());
+            return Err(error);
         }
         if froze.is_some() {
             shared.order().through = froze;
@@ -468,6 +540,8 @@ fn run_checkpoints(shared: &Shared) {
     }
 }
 
+/// Writes `frozen` into the tree, flushes it, and then deletes the journal files up to
+/// `through`, which held those writes.
 fn checkpoint(shared: &Shared, frozen: &Writes, through: u64) -> Result<(), StoreError> {
     for (key, value) in frozen {
         match value {
@@ -475,10 +549,8 @@ fn checkpoint(shared: &Shared, frozen: &Writes, through: u64) -> Result<(), Stor
             None => shared.tree.remove(key)?,
         };
     }
-    for key in shared.journal.range(..=through.to_be_bytes()).keys() {
-        shared.journal.remove(key?)?;
-    }
-    Ok(())
+    shared.tree.flush()?;
+    shared.delete_files(through)
 }
 
 /// Records of a [`JournaledTree`] in a range: its tree's, overridden by the writes not yet
@@ -553,7 +625,11 @@ impl Iterator for Records {
 /// Appends a write to a journal record: a byte telling an insert (1) from a removal (0), the
 /// key's length (u32, little-endian) and the key, then for an insert the value's length and
 /// the value.
-fn push_write(record: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+pub(super) fn push_write(
+    record: &mut Vec<u8>,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), StoreError> {
     let length = |bytes: &[u8]| {
         u32::try_from(bytes.len())
             .map(u32::to_le_bytes)
@@ -572,7 +648,7 @@ fn push_write(record: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) -> Result<
 }
 
 /// Calls `each` with every write of a journal record, in order.
-fn read_record(
+pub(super) fn read_record(
     mut bytes: &[u8],
     mut each: impl FnMut(IVec, Option<IVec>),
 ) -> Result<(), &'static str> {
@@ -606,10 +682,108 @@ fn read_record(
     Ok(())
 }
 
-fn record_number(key: &[u8]) -> Result<u64, StoreError> {
-    key.try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::corrupt("journal", "a record's key is not a number"))
+/// Bytes of a journal record's frame: the length of its writes (u32, little-endian), then
+/// their CRC-32 (u32, little-endian).
+const FRAME_BYTES: usize = 8;
+
+/// Fills in the frame at the start of `record` for the writes after it.
+fn frame(record: &mut [u8]) {
+    let (frame, writes) = record.split_at_mut(FRAME_BYTES);
+    // Records are closed at `Limits::record_bytes`, far below 4 GiB, once a write passes it;
+    // a single write is limited to 4 GiB by `push_write`.
+    let length = u32::try_from(writes.len()).unwrap_or(u32::MAX);
+    frame[..4].copy_from_slice(&length.to_le_bytes());
+    frame[4..].copy_from_slice(&crc32fast::hash(writes).to_le_bytes());
+}
+
+/// Suffix of a journal file's name, after its generation.
+const FILE_SUFFIX: &str = ".journal";
+
+fn file_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("{generation:020}{FILE_SUFFIX}"))
+}
+
+/// The journal files in `dir`, oldest first. Other files are left alone.
+fn journal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let entries = fs::read_dir(dir).map_err(|e| journal_error(dir, "cannot list", &e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| journal_error(dir, "cannot list", &e))?
+            .path();
+        let generation = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(FILE_SUFFIX))
+            .and_then(|number| number.parse::<u64>().ok());
+        if let Some(generation) = generation {
+            files.push((generation, path));
+        }
+    }
+    files.sort_unstable();
+    Ok(files)
+}
+
+/// Calls `each` with every write of the journal file at `path`, in order. A record cut short
+/// (the file ends before its frame or its writes do) ends the `last` file: a crash
+/// interrupted the flush writing it, which never reported those writes durable, and the file
+/// is cut back to the records before it. Anywhere else, or a checksum that does not match,
+/// is corruption.
+fn read_file(
+    path: &Path,
+    last: bool,
+    mut each: impl FnMut(IVec, Option<IVec>),
+) -> Result<(), StoreError> {
+    let bytes = fs::read(path).map_err(|e| journal_error(path, "cannot read", &e))?;
+    let what = |offset: usize| format!("journal file {}, record at byte {offset}", path.display());
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        let whole = rest.get(..FRAME_BYTES).and_then(|frame| {
+            let length = u32::from_le_bytes(frame[..4].try_into().ok()?) as usize;
+            let crc = u32::from_le_bytes(frame[4..].try_into().ok()?);
+            Some((rest.get(FRAME_BYTES..FRAME_BYTES + length)?, crc))
+        });
+        if let Some((writes, crc)) = whole
+            && crc32fast::hash(writes) != crc
+        {
+            return Err(StoreError::corrupt(
+                what(offset),
+                "the record's checksum does not match",
+            ));
+        }
+        let Some((writes, _)) = whole else {
+            if !last {
+                return Err(StoreError::corrupt(
+                    what(offset),
+                    "the record is cut short, and later files follow it",
+                ));
+            }
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                "dropping the end of the journal, which a crash cut short"
+            );
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| journal_error(path, "cannot open", &e))?;
+            file.set_len(offset as u64)
+                .map_err(|e| journal_error(path, "cannot cut short", &e))?;
+            return Ok(());
+        };
+        read_record(writes, &mut each)
+            .map_err(|detail| StoreError::corrupt(what(offset), detail))?;
+        offset += FRAME_BYTES + writes.len();
+    }
+    Ok(())
+}
+
+fn journal_error(path: &Path, doing: &str, error: &io::Error) -> StoreError {
+    StoreError::Backend(format!(
+        "{doing} the journal at {}: {error}",
+        path.display()
+    ))
 }
 
 fn owned_bound(bound: Bound<&impl AsRef<[u8]>>) -> Bound<IVec> {
@@ -665,9 +839,13 @@ mod tests {
         (dir, db)
     }
 
-    fn journaled(db: &sled::Db, limits: Limits) -> JournaledTree {
+    fn journal_dir(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("journal")
+    }
+
+    fn journaled(dir: &tempfile::TempDir, db: &sled::Db, limits: Limits) -> JournaledTree {
         let tree = db.open_tree("records").unwrap();
-        JournaledTree::open(tree, db.open_tree("journal").unwrap(), limits).unwrap()
+        JournaledTree::open(tree, &journal_dir(dir), limits).unwrap()
     }
 
     /// Small records, and a checkpoint every 16 keys.
@@ -767,14 +945,14 @@ mod tests {
 
     #[test]
     fn reads_see_every_write_whether_pending_journaled_frozen_or_in_the_tree() {
-        let (_dir, db) = database();
-        let tree = journaled(&db, small_limits());
+        let (dir, db) = database();
+        let tree = journaled(&dir, &db, small_limits());
         let flusher = tree.flusher();
         let mut writes = Writes(0x2545_f491_4f6c_dd1d);
         let mut model = Model::new();
         for n in 0..4000 {
             if writes.write(&tree, &mut model) {
-                flusher.flush(&db).unwrap();
+                flusher.flush().unwrap();
             }
             // Some reads race the checkpoint thread, some follow it.
             if n % 97 == 0 {
@@ -794,16 +972,16 @@ mod tests {
 
     #[test]
     fn after_a_crash_the_journal_gives_back_every_flushed_write_and_no_other() {
-        let (_dir, db) = database();
+        let (dir, db) = database();
         let mut writes = Writes(0x9e37_79b9_7f4a_7c15);
         let mut model = Model::new();
         let mut flushed = Model::new();
         {
-            let tree = journaled(&db, small_limits());
+            let tree = journaled(&dir, &db, small_limits());
             let flusher = tree.flusher();
             for _ in 0..1000 {
                 if writes.write(&tree, &mut model) {
-                    flusher.flush(&db).unwrap();
+                    flusher.flush().unwrap();
                     flushed = model.clone();
                 }
             }
@@ -812,7 +990,7 @@ mod tests {
             // would: as the last flush and the checkpoints left them.
             tree.insert(b"never flushed", b"lost").unwrap();
         }
-        let tree = journaled(&db, small_limits());
+        let tree = journaled(&dir, &db, small_limits());
         assert_reads(&tree, &flushed);
         assert_eq!(tree.get(b"never flushed").unwrap(), None);
         // The journal read back moves into the tree like any other write.
@@ -820,7 +998,7 @@ mod tests {
         let mut model = flushed;
         while tree.checkpoints_done() < 3 {
             if writes.write(&tree, &mut model) {
-                flusher.flush(&db).unwrap();
+                flusher.flush().unwrap();
                 tree.settle();
             }
         }
@@ -829,7 +1007,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_a_crash_cut_short_is_overridden_by_the_journal() {
-        let (_dir, db) = database();
+        let (dir, db) = database();
         let never = Limits {
             checkpoint_keys: usize::MAX,
             ..small_limits()
@@ -837,11 +1015,11 @@ mod tests {
         let mut writes = Writes(0x1234_5678_9abc_def1);
         let mut model = Model::new();
         {
-            let tree = journaled(&db, never);
+            let tree = journaled(&dir, &db, never);
             for _ in 0..300 {
                 writes.write(&tree, &mut model);
             }
-            tree.flusher().flush(&db).unwrap();
+            tree.flusher().flush().unwrap();
             tree.insert(b"pending", b"keeps the journal").unwrap();
         }
         // Half of a checkpoint reached the tree before the crash.
@@ -849,21 +1027,21 @@ mod tests {
         for (key, value) in model.iter().step_by(2) {
             raw.insert(key.as_slice(), value.as_slice()).unwrap();
         }
-        let tree = journaled(&db, never);
+        let tree = journaled(&dir, &db, never);
         assert_reads(&tree, &model);
     }
 
     #[test]
     fn closing_moves_every_write_into_the_tree_and_empties_the_journal() {
-        let (_dir, db) = database();
+        let (dir, db) = database();
         let mut writes = Writes(0x0bad_cafe_dead_beef);
         let mut model = Model::new();
         {
-            let tree = journaled(&db, small_limits());
+            let tree = journaled(&dir, &db, small_limits());
             for _ in 0..500 {
                 writes.write(&tree, &mut model);
             }
-            tree.flusher().flush(&db).unwrap();
+            tree.flusher().flush().unwrap();
         }
         let raw = db.open_tree("records").unwrap();
         let stored: Model = raw
@@ -874,24 +1052,79 @@ mod tests {
             })
             .collect();
         assert_eq!(stored, model);
-        assert!(db.open_tree("journal").unwrap().is_empty());
+        assert_eq!(journal_files(&journal_dir(&dir)).unwrap(), []);
+    }
+
+    /// Writes `count` flushes of one write each, as separate journal records, and drops the
+    /// tree as a crash would; returns the model of what was written.
+    fn journal_of(dir: &tempfile::TempDir, db: &sled::Db, limits: Limits, count: u8) -> Model {
+        let mut model = Model::new();
+        let tree = journaled(dir, db, limits);
+        for n in 0..count {
+            tree.insert([n], vec![n; 40]).unwrap();
+            model.insert(vec![n], vec![n; 40]);
+            tree.flusher().flush().unwrap();
+        }
+        // Left pending, so that closing does not move the journal into the tree.
+        tree.insert(b"pending", b"unflushed").unwrap();
+        model
     }
 
     #[test]
-    fn a_journal_record_cut_short_is_corrupt() {
-        let (_dir, db) = database();
-        let journal = db.open_tree("journal").unwrap();
-        // An insert whose key says 5 bytes and holds 2.
-        journal
-            .insert(7_u64.to_be_bytes(), &[1, 5, 0, 0, 0, b'a', b'b'])
-            .unwrap();
-        let tree = db.open_tree("records").unwrap();
-        match JournaledTree::open(tree, journal, Limits::default()) {
+    fn a_record_a_crash_cut_short_at_the_end_of_the_journal_is_dropped() {
+        let (dir, db) = database();
+        let never = Limits {
+            checkpoint_keys: usize::MAX,
+            ..small_limits()
+        };
+        let mut model = journal_of(&dir, &db, never, 5);
+        let files = journal_files(&journal_dir(&dir)).unwrap();
+        let [(_, path)] = files.as_slice() else {
+            panic!("one journal file: {files:?}");
+        };
+        // The last record loses its last 3 bytes, as a write a crash interrupted would.
+        let length = fs::metadata(path).unwrap().len();
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(length - 3).unwrap();
+        model.remove([4_u8].as_slice());
+        let tree = journaled(&dir, &db, never);
+        assert_reads(&tree, &model);
+        // The file is cut back to its whole records, and later writes follow them.
+        let record = (FRAME_BYTES + 1 + 4 + 1 + 4 + 40) as u64;
+        assert_eq!(fs::metadata(path).unwrap().len(), 4 * record);
+        tree.insert([9], vec![9; 40]).unwrap();
+        model.insert(vec![9], vec![9; 40]);
+        tree.flusher().flush().unwrap();
+        tree.insert(b"pending", b"unflushed").unwrap();
+        drop(tree);
+        assert_reads(&journaled(&dir, &db, never), &model);
+    }
+
+    #[test]
+    fn a_damaged_record_or_one_cut_short_before_the_last_journal_file_is_corrupt() {
+        let (dir, db) = database();
+        journal_of(&dir, &db, small_limits(), 40);
+        let files = journal_files(&journal_dir(&dir)).unwrap();
+        assert!(files.len() >= 2, "several journal files: {files:?}");
+        let (_, first) = &files[0];
+        let mut bytes = fs::read(first).unwrap();
+        let length = bytes.len();
+        bytes[length - 1] ^= 0xff;
+        fs::write(first, &bytes).unwrap();
+        let open = || {
+            let tree = db.open_tree("records").unwrap();
+            JournaledTree::open(tree, &journal_dir(&dir), small_limits())
+        };
+        let corrupt = |opened: Result<JournaledTree, StoreError>, expected: &str| match opened {
             Err(StoreError::Corrupt { what, detail }) => {
-                assert_eq!(what, "journal record 7");
-                assert_eq!(detail, "the record is truncated");
+                assert!(what.contains(&first.display().to_string()), "{what}");
+                assert!(detail.contains(expected), "{detail}");
             }
             other => panic!("expected a corrupt journal record, got {other:?}"),
-        }
+        };
+        corrupt(open(), "checksum does not match");
+        // Cut short, it is as corrupt: later files hold later writes.
+        fs::write(first, &bytes[..length - 3]).unwrap();
+        corrupt(open(), "cut short, and later files follow it");
     }
 }

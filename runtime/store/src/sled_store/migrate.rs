@@ -5,6 +5,7 @@ use weft_domain::Job;
 
 use super::codec::decode;
 use super::fan_outs;
+use super::journal::read_record;
 use super::keys::{self, tag};
 use super::records::{EMPTY_ARRAY, describe_head, encode_head, split_commit};
 use crate::error::StoreError;
@@ -60,5 +61,44 @@ pub(super) fn migrate_from_4(tree: &sled::Tree) -> Result<(), StoreError> {
     }
     tree.flush()?;
     tracing::info!(jobs = migrated, "moved jobs to store format 5");
+    Ok(())
+}
+
+/// Moves the journal of a database of store format 6, which kept its records in a tree of
+/// their own, into the jobs tree: each record's writes, in order, then the journal tree goes.
+/// A crash before the tree is dropped replays the same writes again, which leaves the same
+/// records. Databases of earlier formats have no such tree, and lose nothing.
+pub(super) fn migrate_from_6(db: &sled::Db, jobs: &sled::Tree) -> Result<(), StoreError> {
+    const JOURNAL_TREE: &[u8] = b"job_journal";
+    if !db.tree_names().iter().any(|name| name == JOURNAL_TREE) {
+        return Ok(());
+    }
+    let journal = db.open_tree(JOURNAL_TREE)?;
+    let mut writes = 0_u64;
+    for record in journal.iter() {
+        let (key, record) = record?;
+        let mut applied = Ok(());
+        read_record(&record, |key, value| {
+            if applied.is_ok() {
+                applied = match value {
+                    Some(value) => jobs.insert(key, value).map(drop),
+                    None => jobs.remove(key).map(drop),
+                };
+                writes += 1;
+            }
+        })
+        .map_err(|detail| {
+            let number = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes);
+            StoreError::corrupt(format!("journal record {number:?}"), detail)
+        })?;
+        applied?;
+    }
+    // The writes are durable before the journal that held them goes.
+    db.flush()?;
+    db.drop_tree(JOURNAL_TREE)?;
+    tracing::info!(
+        writes,
+        "moved the journal of store format 6 into the jobs tree"
+    );
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! order that is safe at every point a crash may cut it (see [`jobs`]), made through a journal
 //! that batches them (see [`journal`]). Either way a crash never leaves a half-written change
 //! that readers trust. Durability comes from the [`group_commit`] flusher: writes are durable
-//! once a [`Durable`] requested after them resolves.
+//! once a [`Durable`] requested after them resolves. A flush appends the journal's pending
+//! records to its file, and flushes sled only when something was written to sled directly.
 //!
 //! The database records [`STORE_FORMAT_VERSION`]; opening a database of another version fails
 //! rather than misreading it.
@@ -24,7 +25,8 @@ mod records;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -46,7 +48,7 @@ use journal::{JournaledTree, Limits};
 
 /// Version of the database layout: the set of trees and their key layouts. Bumped, with a
 /// migration, when either changes.
-pub const STORE_FORMAT_VERSION: u32 = 6;
+pub const STORE_FORMAT_VERSION: u32 = 7;
 
 /// Key of the layout version in the `meta` tree.
 const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -98,33 +100,38 @@ struct Trees {
     /// Workflow name and version -> stored definition.
     definitions: Tree,
     /// Every record about jobs: the jobs, their metadata and events, and the indexes over
-    /// them, under tagged keys ([`keys::tag`]); written through a journal ([`journal`]).
+    /// them, under tagged keys ([`keys::tag`]); written through a journal ([`journal`]) whose
+    /// files are in the database's directory, under [`JOURNAL_DIR`].
     jobs: JournaledTree,
     /// Scope and key -> value (raw bytes).
     kv: Tree,
 }
 
 impl Trees {
-    /// Opens the trees, after moving a database of an earlier layout to this one.
-    fn open(db: &Db) -> Result<Self, StoreError> {
+    /// Opens the trees of the database at `path`, after moving a database of an earlier
+    /// layout to this one.
+    fn open(db: &Db, path: &Path) -> Result<Self, StoreError> {
         let meta = db.open_tree("meta")?;
         let jobs = db.open_tree("job_records")?;
-        check_format(&meta, &jobs)?;
+        check_format(db, &meta, &jobs)?;
         Ok(Trees {
             plugins: db.open_tree("plugins")?,
             components: db.open_tree("components")?,
             plugin_versions: db.open_tree("plugin_versions")?,
             definitions: db.open_tree("definitions")?,
-            jobs: JournaledTree::open(jobs, db.open_tree("job_journal")?, Limits::default())?,
+            jobs: JournaledTree::open(jobs, &path.join(JOURNAL_DIR), Limits::default())?,
             kv: db.open_tree("kv")?,
         })
     }
 }
 
+/// The directory of the jobs tree's journal files, in the database's.
+const JOURNAL_DIR: &str = "journal";
+
 /// Records the layout version in a new database; migrates one of a previous layout; refuses
-/// any other. Layouts before 6 had no journal, so a migration reads and writes the jobs tree
-/// itself.
-fn check_format(meta: &Tree, jobs: &Tree) -> Result<(), StoreError> {
+/// any other. Layouts before 7 had no journal files, so a migration reads and writes the jobs
+/// tree itself.
+fn check_format(db: &Db, meta: &Tree, jobs: &Tree) -> Result<(), StoreError> {
     let what = || "store format version".to_owned();
     let stored = meta.compare_and_swap(
         FORMAT_VERSION_KEY,
@@ -152,7 +159,9 @@ fn check_format(meta: &Tree, jobs: &Tree) -> Result<(), StoreError> {
     if version <= 4 {
         migrate::migrate_from_4(jobs)?;
     }
-    // Format 5 differs from this one only by the journal, which starts empty.
+    // Format 5 had no journal; format 6 kept it in a tree of its own, whose writes go into
+    // the jobs tree now. Format 7 differs from 5 only by the journal files, which start empty.
+    migrate::migrate_from_6(db, jobs)?;
     meta.insert(
         FORMAT_VERSION_KEY,
         codec::encode(&STORE_FORMAT_VERSION, what)?,
@@ -169,6 +178,9 @@ pub struct SledStore {
     /// The head of each unfinished job this store wrote, so that a commit need not
     /// read it back.
     heads: jobs::KnownHeads,
+    /// Set when something is written to sled itself (not through the journal), for the next
+    /// group-commit flush to flush sled too; see [`SledStore::wrote_to_sled`].
+    sled_written: Arc<AtomicBool>,
     group_commit: GroupCommit,
     trees: Trees,
     db: Db,
@@ -188,20 +200,40 @@ impl SledStore {
     /// open is waited for up to 2 seconds, then refused.
     pub fn open(path: &Path, config: SledConfig) -> Result<SledStore, StoreError> {
         let db = open_unlocked(&config, path)?;
-        let trees = Trees::open(&db)?;
+        let trees = Trees::open(&db, path)?;
+        // What opening wrote (a new database's format, a migration) is durable from the start.
+        db.flush()?;
         let journal = trees.jobs.flusher();
-        let flushed = db.clone();
-        let group_commit =
-            GroupCommit::with_flush(config.group_commit_linger, move || journal.flush(&flushed))?;
+        let sled_written = Arc::new(AtomicBool::new(false));
+        let group_commit = GroupCommit::with_flush(config.group_commit_linger, {
+            let (db, sled_written) = (db.clone(), Arc::clone(&sled_written));
+            move || {
+                journal.flush()?;
+                if sled_written.swap(false, Ordering::SeqCst)
+                    && let Err(error) = db.flush()
+                {
+                    sled_written.store(true, Ordering::SeqCst);
+                    return Err(error.into());
+                }
+                Ok(())
+            }
+        })?;
         tracing::debug!(path = %path.display(), "opened store");
         Ok(SledStore {
             path: path.to_owned(),
             creating: Mutex::new(()),
             heads: jobs::KnownHeads::default(),
+            sled_written,
             group_commit,
             trees,
             db,
         })
+    }
+
+    /// Notes a write made to sled itself, after it: the next group-commit flush, which a
+    /// [`Durable`] requested after this call waits for, flushes sled.
+    fn wrote_to_sled(&self) {
+        self.sled_written.store(true, Ordering::SeqCst);
     }
 
     /// How many flushes the group-commit flusher has made: far fewer than
@@ -361,11 +393,13 @@ impl Store for SledStore {
 
     fn kv_set(&self, scope: &KvScope, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.trees.kv.insert(keys::kv(scope, key), value)?;
+        self.wrote_to_sled();
         Ok(())
     }
 
     fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StoreError> {
         self.trees.kv.remove(keys::kv(scope, key))?;
+        self.wrote_to_sled();
         Ok(())
     }
 

@@ -185,6 +185,57 @@ fn a_database_of_another_layout_is_refused() {
 }
 
 #[test]
+fn a_database_of_store_format_6_has_its_journal_tree_moved_into_the_jobs_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    // Job `kept` is in the jobs tree; job `journaled` only in a format-6 journal record.
+    let (kept, journaled) = (
+        job(),
+        job_with_id(JobId::from_parts(Timestamp::from_unix_ms(6), [2; 10])),
+    );
+    let elsewhere = dir.path().join("elsewhere");
+    let store = SledStore::open(&elsewhere, SledConfig::default()).unwrap();
+    store
+        .create_job(&journaled, &JobMeta::new(0, "default", None), &[])
+        .unwrap();
+    store.close().unwrap();
+    // Closed, the store holds every record in its jobs tree.
+    let store = SledStore::open(&elsewhere, SledConfig::default()).unwrap();
+    let mut record = Vec::new();
+    for entry in store.db.open_tree("job_records").unwrap().iter() {
+        let (key, value) = entry.unwrap();
+        journal::push_write(&mut record, &key, Some(&value)).unwrap();
+    }
+    let path = dir.path().join("db");
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    store
+        .create_job(&kept, &JobMeta::new(0, "default", None), &[])
+        .unwrap();
+    store
+        .db
+        .open_tree("job_journal")
+        .unwrap()
+        .insert(0_u64.to_be_bytes(), record)
+        .unwrap();
+    close_as_format(store, 6);
+
+    let store = SledStore::open(&path, SledConfig::default()).unwrap();
+    assert_eq!(store.job(kept.id()).unwrap(), Some(kept));
+    assert_eq!(store.job(journaled.id()).unwrap(), Some(journaled));
+    assert!(
+        !store
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| name == b"job_journal"),
+        "the journal tree is gone"
+    );
+    let meta = store.db.open_tree("meta").unwrap();
+    let version: u32 =
+        serde_json::from_slice(&meta.get(FORMAT_VERSION_KEY).unwrap().unwrap()).unwrap();
+    assert_eq!(version, STORE_FORMAT_VERSION);
+}
+
+#[test]
 fn a_database_of_store_format_5_opens_with_an_empty_journal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
