@@ -1055,6 +1055,37 @@ mod tests {
         assert_eq!(journal_files(&journal_dir(&dir)).unwrap(), []);
     }
 
+    #[test]
+    fn a_failed_flush_keeps_its_writes_for_the_next_flush() {
+        let never = Limits {
+            checkpoint_keys: usize::MAX,
+            ..small_limits()
+        };
+        // Without a checkpoint, only the journal keeps the writes; with one, the failed
+        // flush also gives back the writes it froze.
+        for (limits, checkpoints) in [(never, 0), (small_limits(), 1)] {
+            let (dir, db) = database();
+            let mut writes = Writes(0x5151_7272_9393_b4b4);
+            let mut model = Model::new();
+            let tree = journaled(&dir, &db, limits);
+            while model.len() < 20 {
+                writes.write(&tree, &mut model);
+            }
+            fs::remove_dir_all(journal_dir(&dir)).unwrap();
+            assert!(tree.flusher().flush().is_err());
+            assert_reads(&tree, &model);
+            fs::create_dir(journal_dir(&dir)).unwrap();
+            tree.flusher().flush().unwrap();
+            tree.settle();
+            assert_eq!(tree.checkpoints_done(), checkpoints);
+            writes.write(&tree, &mut model);
+            tree.flusher().flush().unwrap();
+            tree.insert(b"pending", b"unflushed").unwrap();
+            drop(tree);
+            assert_reads(&journaled(&dir, &db, limits), &model);
+        }
+    }
+
     /// Writes `count` flushes of one write each, as separate journal records, and drops the
     /// tree as a crash would; returns the model of what was written.
     fn journal_of(dir: &tempfile::TempDir, db: &sled::Db, limits: Limits, count: u8) -> Model {
