@@ -877,6 +877,14 @@ mod tests {
         }
     }
 
+    /// Small records, and no checkpoint.
+    fn never_checkpointing() -> Limits {
+        Limits {
+            checkpoint_keys: usize::MAX,
+            ..small_limits()
+        }
+    }
+
     /// A deterministic stream of writes over 3 prefixes of 24 keys each.
     struct Writes(u64);
 
@@ -1009,10 +1017,7 @@ mod tests {
     #[test]
     fn a_checkpoint_a_crash_cut_short_is_overridden_by_the_journal() {
         let (dir, db) = database();
-        let never = Limits {
-            checkpoint_keys: usize::MAX,
-            ..small_limits()
-        };
+        let never = never_checkpointing();
         let mut writes = Writes(0x1234_5678_9abc_def1);
         let mut model = Model::new();
         {
@@ -1058,10 +1063,7 @@ mod tests {
 
     #[test]
     fn a_failed_flush_keeps_its_writes_for_the_next_flush() {
-        let never = Limits {
-            checkpoint_keys: usize::MAX,
-            ..small_limits()
-        };
+        let never = never_checkpointing();
         // Without a checkpoint, only the journal keeps the writes; with one, the failed
         // flush also gives back the writes it froze.
         for (limits, checkpoints) in [(never, 0), (small_limits(), 1)] {
@@ -1105,10 +1107,7 @@ mod tests {
     #[test]
     fn a_record_a_crash_cut_short_at_the_end_of_the_journal_is_dropped() {
         let (dir, db) = database();
-        let never = Limits {
-            checkpoint_keys: usize::MAX,
-            ..small_limits()
-        };
+        let never = never_checkpointing();
         let mut model = journal_of(&dir, &db, never, 5);
         let files = journal_files(&journal_dir(&dir)).unwrap();
         let [(_, path)] = files.as_slice() else {
@@ -1135,10 +1134,7 @@ mod tests {
     #[test]
     fn a_damaged_record_or_one_cut_short_before_the_last_journal_file_is_corrupt() {
         let (dir, db) = database();
-        let never = Limits {
-            checkpoint_keys: usize::MAX,
-            ..small_limits()
-        };
+        let never = never_checkpointing();
         // Each opening writes a file of its own after those it read back.
         journal_of(&dir, &db, never, 5);
         journal_of(&dir, &db, never, 5);
