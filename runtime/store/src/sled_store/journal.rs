@@ -322,6 +322,12 @@ impl JournaledTree {
     }
 
     fn write(&self, key: IVec, value: Option<IVec>) -> Result<(), StoreError> {
+        let bytes = key.len() + value.as_ref().map_or(0, |v| v.len());
+        if bytes > MAX_WRITE_BYTES {
+            return Err(StoreError::Invalid(format!(
+                "a record of {bytes} bytes; the store takes at most {MAX_WRITE_BYTES}"
+            )));
+        }
         let mut overlay = self.shared.overlay();
         let record_bytes = overlay.limits.record_bytes;
         let mut record = match overlay.pending.pop() {
@@ -682,6 +688,10 @@ pub(super) fn read_record(
     Ok(())
 }
 
+/// The largest write (key and value) a journal takes: with the open record it joins, which
+/// is below [`Limits::record_bytes`], a record's length then fits its frame's 32 bits.
+const MAX_WRITE_BYTES: usize = 1 << 30;
+
 /// Bytes of a journal record's frame: the length of its writes (u32, little-endian), then
 /// their CRC-32 (u32, little-endian).
 const FRAME_BYTES: usize = 8;
@@ -689,8 +699,8 @@ const FRAME_BYTES: usize = 8;
 /// Fills in the frame at the start of `record` for the writes after it.
 fn frame(record: &mut [u8]) {
     let (frame, writes) = record.split_at_mut(FRAME_BYTES);
-    // Records are closed at `Limits::record_bytes`, far below 4 GiB, once a write passes it;
-    // a single write is limited to 4 GiB by `push_write`.
+    // Cannot saturate: a record is closed once past `Limits::record_bytes` (KiB), and a
+    // write is at most `MAX_WRITE_BYTES`.
     let length = u32::try_from(writes.len()).unwrap_or(u32::MAX);
     frame[..4].copy_from_slice(&length.to_le_bytes());
     frame[4..].copy_from_slice(&crc32fast::hash(writes).to_le_bytes());
