@@ -146,7 +146,9 @@ async fn daemon_with_a_spinning_job(
     (daemon, job)
 }
 
-#[tokio::test]
+// Two worker threads, as the daemon runs: the spinning attempt holds one of them until its
+// deadline, and the test watches it from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_lets_running_attempts_finish_and_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, job) = daemon_with_a_spinning_job(dir.path().join("d"), 30_000, 300).await;
@@ -161,7 +163,9 @@ async fn draining_lets_running_attempts_finish_and_commit() {
     );
 }
 
-#[tokio::test]
+// Two worker threads, as the daemon runs: the spinning attempt holds one of them until its
+// deadline, and the test watches it from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_gives_up_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, _) = daemon_with_a_spinning_job(dir.path().join("d"), 200, 600_000).await;
