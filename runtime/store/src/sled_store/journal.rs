@@ -200,23 +200,17 @@ impl Shared {
             }
         };
         let current = appending.insert(current);
-        // Framing is done in place, and again the same way if the write is retried.
+        // Each record is framed in place and written where the last one ended; a retry
+        // frames and writes them again from the same offset.
+        let mut end = current.length;
         for record in records.iter_mut() {
             frame(record);
+            current.file.write_all_at(record, end).map_err(|e| {
+                journal_error(&file_path(&self.dir, generation), "cannot write to", &e)
+            })?;
+            end += record.len() as u64;
         }
-        let (written, bytes) = match records {
-            [one] => (current.file.write_all_at(one, current.length), one.len()),
-            many => {
-                let bytes = many.concat();
-                (
-                    current.file.write_all_at(&bytes, current.length),
-                    bytes.len(),
-                )
-            }
-        };
-        written
-            .map_err(|e| journal_error(&file_path(&self.dir, generation), "cannot write to", &e))?;
-        current.length += bytes as u64;
+        current.length = end;
         Ok(())
     }
 
