@@ -1,5 +1,10 @@
-//! The ready queue: tasks waiting for a worker, highest job priority first and FIFO within a
-//! priority, subject to concurrency limits per workflow, per plugin and per named queue.
+//! The ready queue: tasks waiting for a worker, highest job priority first, then the oldest
+//! job first (job ids sort by creation time), then FIFO within a job; subject to concurrency
+//! limits per workflow, per plugin and per named queue.
+//!
+//! Ordering by job rather than by task means a job that has started finishes first: when a
+//! burst of new jobs queues its first steps, the next step of a job already under way goes
+//! ahead of them instead of waiting behind the whole burst.
 //!
 //! The queue is memory only: after a restart it is rebuilt from the jobs in the store, whose
 //! records say which tasks are ready.
@@ -38,8 +43,8 @@ pub struct Limits {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Ordered by (negated priority, arrival).
-    waiting: BTreeMap<(i64, u64), Entry>,
+    /// Ordered by (negated priority, job, arrival).
+    waiting: BTreeMap<(i64, JobId, u64), Entry>,
     arrivals: u64,
     running_workflow: HashMap<String, usize>,
     running_plugin: HashMap<String, usize>,
@@ -86,7 +91,7 @@ impl ReadyQueue {
     pub fn push(&self, priority: i32, entry: Entry) {
         let mut inner = self.lock();
         inner.arrivals += 1;
-        let key = (-i64::from(priority), inner.arrivals);
+        let key = (-i64::from(priority), entry.job, inner.arrivals);
         inner.waiting.insert(key, entry);
         drop(inner);
         self.changed.notify_one();
@@ -162,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn higher_priority_first_then_fifo() {
+    fn higher_priority_first_then_older_jobs_first() {
         let q = ReadyQueue::new(Limits::default());
         q.push(0, entry(1, "a"));
         q.push(5, entry(2, "a"));
@@ -172,6 +177,24 @@ mod tests {
             .map(|e| e.job.to_bytes()[0])
             .collect();
         assert_eq!(order, [2, 4, 1, 3]);
+    }
+
+    #[test]
+    fn a_job_under_way_goes_ahead_of_newer_jobs_first_steps() {
+        let q = ReadyQueue::new(Limits::default());
+        // Job 1 started first; jobs 2 to 4 queued their first steps after it.
+        q.push(0, entry(1, "a"));
+        let started = q.pop_runnable().unwrap();
+        for job in 2..=4 {
+            q.push(0, entry(job, "a"));
+        }
+        // Job 1's step ends and makes its next step ready: it runs before the newer jobs.
+        q.finished(&started);
+        q.push(0, entry(1, "a"));
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop_runnable())
+            .map(|e| e.job.to_bytes()[0])
+            .collect();
+        assert_eq!(order, [1, 2, 3, 4]);
     }
 
     #[test]
