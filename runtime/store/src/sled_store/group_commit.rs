@@ -8,11 +8,12 @@
 //!
 //! Under load the flusher also lingers: once a request arrives it waits up to the linger time
 //! (or until [`FULL_BATCH`] requests are pending) before flushing, so that one flush serves
-//! the commits of many concurrent jobs instead of one or two. It lingers only while commits
-//! are concurrent (the last flush served several, or several wait already), and only while
-//! more keep coming: once [`QUIET`] passes without a new request, every committer still
-//! running is most likely already waiting, and lingering longer would only delay them. A
-//! lone commit is flushed at once.
+//! the commits of many concurrent jobs instead of one or two. It lingers only while many
+//! commits are concurrent (the last flush served at least [`LINGER_MIN_BATCH`], or that many
+//! wait already), and only while more keep coming: once [`QUIET`] passes without a new
+//! request, every committer still running is most likely already waiting, and lingering
+//! longer would only delay them. A lone commit, or a few, is flushed at once: a flush costs
+//! less than the linger would add to each of them.
 //!
 //! A generation is requested after the commit it covers returned, and the flusher reads the
 //! requested generation before it flushes, so a flush that publishes a generation always
@@ -30,6 +31,9 @@ use crate::error::StoreError;
 
 /// Pending requests that end the linger early.
 const FULL_BATCH: u64 = 256;
+
+/// Commits a flush must have served, or find waiting, before the flusher lingers.
+const LINGER_MIN_BATCH: u64 = 8;
 
 /// A linger ends early once this long passes without a new request.
 const QUIET: Duration = Duration::from_micros(50);
@@ -155,8 +159,8 @@ fn run_flusher(
 ) -> Result<(), StoreError> {
     // Highest generation a flush was attempted for, successful or not.
     let mut attempted = 0;
-    // Whether the last flush served more than one request: the sign of concurrent commits,
-    // which are worth lingering for. A lone commit is flushed at once.
+    // Whether the last flush served a batch worth lingering for: the sign of many concurrent
+    // commits. A few are flushed at once.
     let mut busy = false;
     loop {
         let (target, stopping) = {
@@ -171,7 +175,7 @@ fn run_flusher(
             requests.idle = false;
             let pending_at_wake = requests.requested - attempted;
             let deadline = Instant::now()
-                + if busy || pending_at_wake > 1 {
+                + if busy || pending_at_wake >= LINGER_MIN_BATCH {
                     linger
                 } else {
                     Duration::ZERO
@@ -192,7 +196,7 @@ fn run_flusher(
                 seen = requests.requested;
             }
             requests.taken = requests.requested;
-            busy = requests.requested - attempted > 1;
+            busy = requests.requested - attempted >= LINGER_MIN_BATCH;
             (requests.requested, requests.stopping)
         };
         let outcome = flush();
@@ -274,8 +278,10 @@ mod tests {
         let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
         let first = group_commit.request();
         started.recv().unwrap();
-        // Several requests wait when the first flush ends: the flusher lingers for more.
-        let waiting: Vec<Durable> = (0..5).map(|_| group_commit.request()).collect();
+        // A batch's worth waits when the first flush ends: the flusher lingers for more.
+        let waiting: Vec<Durable> = (0..LINGER_MIN_BATCH)
+            .map(|_| group_commit.request())
+            .collect();
         release.send(Ok(())).unwrap();
         first.wait_blocking().unwrap();
         started
