@@ -2,6 +2,7 @@
 //! per commit, so that a watcher wakes once per commit rather than once per event.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 use weft_domain::Event;
@@ -9,9 +10,12 @@ use weft_domain::Event;
 /// Commits kept for slow watchers before they must re-read the store.
 const BUFFER: usize = 4_096;
 
+/// One durable commit's events, and when they were published.
+type Commit = (Instant, Arc<[Event]>);
+
 /// Publishes each commit's events to every [`EventReceiver`].
 #[derive(Debug)]
-pub(super) struct EventSender(broadcast::Sender<Arc<[Event]>>);
+pub(super) struct EventSender(broadcast::Sender<Commit>);
 
 impl EventSender {
     pub fn new() -> Self {
@@ -27,7 +31,7 @@ impl EventSender {
         let events = events.into();
         if !events.is_empty() {
             // An error means nobody is watching any more, which is fine.
-            _ = self.0.send(events);
+            _ = self.0.send((Instant::now(), events));
         }
     }
 
@@ -42,9 +46,9 @@ impl EventSender {
 /// Every event committed after it was made, in commit order; see [`EventReceiver::recv`].
 #[derive(Debug)]
 pub struct EventReceiver {
-    commits: broadcast::Receiver<Arc<[Event]>>,
+    commits: broadcast::Receiver<Commit>,
     /// The commit being handed out, and the index of its next event.
-    current: Option<(Arc<[Event]>, usize)>,
+    current: Option<(Commit, usize)>,
 }
 
 impl EventReceiver {
@@ -52,11 +56,19 @@ impl EventReceiver {
     /// of commits it missed, and should re-read the store; [`RecvError::Closed`] means the
     /// engine is gone. Cancel-safe: no event is lost when the future is dropped.
     pub async fn recv(&mut self) -> Result<Event, RecvError> {
+        Ok(self.recv_published().await?.1)
+    }
+
+    /// The next event, as [`recv`](Self::recv) gives it, with the moment its commit was
+    /// published: once durable, and before any watcher could hear of it. A watcher that
+    /// times events with this rather than with when it got round to reading them measures
+    /// the engine, not its own scheduling.
+    pub async fn recv_published(&mut self) -> Result<(Instant, Event), RecvError> {
         loop {
-            if let Some((commit, next)) = &mut self.current {
-                if let Some(event) = commit.get(*next) {
+            if let Some(((at, events), next)) = &mut self.current {
+                if let Some(event) = events.get(*next) {
                     *next += 1;
-                    return Ok(event.clone());
+                    return Ok((*at, event.clone()));
                 }
                 self.current = None;
             }
@@ -109,6 +121,24 @@ mod tests {
         assert!(waiting.is_err(), "there is no third event yet");
         sender.send(commit(3, 2));
         assert_eq!(sequences(&mut receiver, 2).await, [3, 4]);
+    }
+
+    #[tokio::test]
+    async fn events_carry_when_their_commit_was_published_not_when_they_were_read() {
+        let sender = EventSender::new();
+        let mut receiver = sender.subscribe();
+        let before = Instant::now();
+        sender.send(commit(1, 2));
+        let after = Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for sequence in [1, 2] {
+            let (at, event) = receiver.recv_published().await.unwrap();
+            assert_eq!(event.sequence, sequence);
+            assert!(
+                before <= at && at <= after,
+                "published {at:?}, sent in {before:?}..{after:?}"
+            );
+        }
     }
 
     #[tokio::test]
