@@ -265,7 +265,8 @@ async fn cancelling_a_job_stops_its_running_step() {
         &engine,
         json!({
             "name": "stuck", "version": 1,
-            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000, "input": {}}]
+            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000,
+                       "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
         }),
     )
     .await;
@@ -409,6 +410,7 @@ async fn disabling_a_plugin_stops_its_running_step_until_it_is_approved_again() 
         json!({
             "name": "spinning", "version": 1,
             "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 1000,
+                       "fuel": weft_domain::definition::MAX_FUEL,
                        "retry": {"max_attempts": 2, "initial_interval_ms": 10, "multiplier": 1.0, "max_interval_ms": 10},
                        "input": {}}]
         }),

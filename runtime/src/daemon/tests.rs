@@ -113,6 +113,7 @@ async fn daemon_with_a_spinning_job(
     let definition = serde_json::json!({
         "name": "stuck", "version": 1,
         "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": step_timeout_ms,
+                   "fuel": weft_domain::definition::MAX_FUEL,
                    "retry": {"max_attempts": 1}, "input": {}}]
     });
     let applied = client

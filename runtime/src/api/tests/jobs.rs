@@ -19,7 +19,8 @@ async fn with_spin(h: &Harness) {
     h.approve(fixture("spin")).await;
     h.apply(json!({
         "name": "stuck", "version": 1,
-        "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000, "input": {}}]
+        "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000,
+                   "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
     }))
     .await;
 }
