@@ -9,6 +9,11 @@
 //! attempts get up to `drain_grace_ms` to finish and commit; whatever is still running then is
 //! interrupted and runs again on the next start (a step without a committed result is
 //! retried).
+//!
+//! Attempts run on a runtime of their own ([`AttemptRuntime`]), beside the one that serves
+//! HTTP: a request's task never queues behind plugins at work on the same threads, so the
+//! API stays responsive while every worker is busy. The operating system shares the cores
+//! between the two.
 
 mod config;
 
@@ -65,6 +70,9 @@ pub enum DaemonError {
     /// The server failed.
     #[error("server: {0}")]
     Server(std::io::Error),
+    /// The runtime for attempts could not be started.
+    #[error("cannot start the runtime for attempts: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// A running daemon.
@@ -74,6 +82,53 @@ pub struct Daemon {
     local_addr: SocketAddr,
     server: JoinHandle<std::io::Result<()>>,
     drain_grace: Duration,
+    attempts: AttemptRuntime,
+}
+
+/// The runtime attempts run on, with one worker thread per core. [`stop`](Self::stop) ends
+/// what still runs on it once draining is over; dropping it instead (a daemon dropped
+/// without [`Daemon::shutdown`], in async code as often as not) abandons that work without
+/// waiting for it, as when the process exits.
+#[derive(Debug)]
+struct AttemptRuntime(Option<tokio::runtime::Runtime>);
+
+impl AttemptRuntime {
+    fn start() -> Result<Self, DaemonError> {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("weft-attempt")
+            .enable_all()
+            .build()
+            .map(|runtime| AttemptRuntime(Some(runtime)))
+            .map_err(DaemonError::Runtime)
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|runtime| runtime.handle().clone())
+    }
+
+    /// Drops the attempts still running (interrupted: they run again on the next start) and
+    /// waits for the runtime's threads, so that nothing of the engine outlives the daemon.
+    async fn stop(mut self) {
+        if let Some(runtime) = self.0.take() {
+            let stopped = tokio::task::spawn_blocking(move || {
+                runtime.shutdown_timeout(Duration::from_secs(5));
+            })
+            .await;
+            if let Err(error) = stopped {
+                tracing::error!(%error, "stopping the runtime for attempts failed");
+            }
+        }
+    }
+}
+
+impl Drop for AttemptRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// What draining left behind.
@@ -123,10 +178,12 @@ impl Daemon {
             },
             Arc::new(StoreKv::new(store.clone())),
         )?;
+        let attempts = AttemptRuntime::start()?;
         let engine = Engine::start(
             store,
             sandbox,
             EngineConfig {
+                attempts: attempts.handle(),
                 workers: config.workers,
                 max_unfinished_jobs: config.max_unfinished_jobs,
                 limits: queue::Limits {
@@ -196,6 +253,7 @@ impl Daemon {
             local_addr,
             server,
             drain_grace: Duration::from_millis(config.drain_grace_ms),
+            attempts,
         })
     }
 
@@ -223,6 +281,7 @@ impl Daemon {
         let idle = metrics.wait_until_idle(self.drain_grace).await;
         let interrupted_attempts = if idle { 0 } else { metrics.attempts_running() };
         self.state.engine().store().durable().wait().await?;
+        self.attempts.stop().await;
         if interrupted_attempts > 0 {
             tracing::warn!(
                 attempts = interrupted_attempts,

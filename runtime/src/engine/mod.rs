@@ -54,6 +54,10 @@ pub struct EngineConfig {
     pub max_unfinished_jobs: usize,
     /// Concurrency limits per workflow, plugin and named queue.
     pub limits: queue::Limits,
+    /// The runtime attempts run on; `None` for the one that starts the engine. The daemon
+    /// gives attempts a runtime of their own so that plugins at work never delay its HTTP
+    /// requests: a request's task does not queue behind attempts on the same threads.
+    pub attempts: Option<tokio::runtime::Handle>,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +66,7 @@ impl Default for EngineConfig {
             workers: 64,
             max_unfinished_jobs: 100_000,
             limits: queue::Limits::default(),
+            attempts: None,
         }
     }
 }
@@ -155,6 +160,8 @@ struct Inner {
     interrupted: Mutex<std::collections::HashSet<(JobId, TaskKey)>>,
     events: events::EventSender,
     ids: Mutex<JobIdGenerator>,
+    /// Where attempts run; see [`EngineConfig::attempts`].
+    attempts: tokio::runtime::Handle,
     workers: Arc<Semaphore>,
     /// How many times running attempts were looked for to be stopped (a plugin disabled, a
     /// job cancelled or failed). An attempt that sees it change between its begin and its
@@ -175,8 +182,13 @@ impl Engine {
         sandbox: Sandbox,
         config: EngineConfig,
     ) -> Result<Engine, StoreError> {
+        let attempts = config
+            .attempts
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current);
         let engine = Engine {
             inner: Arc::new(Inner {
+                attempts,
                 catalogue: catalogue::Catalogue::new(store.clone(), sandbox.clone()),
                 store,
                 sandbox,
@@ -554,7 +566,7 @@ impl Engine {
                 self.inner.queue.changed().await;
             };
             let engine = self.clone();
-            tokio::spawn(async move {
+            self.inner.attempts.spawn(async move {
                 if let Err(e) = engine.run_task(&entry).await {
                     tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
                 }
