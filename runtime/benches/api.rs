@@ -49,62 +49,49 @@ fn component(var: &str, default: &str, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(format!("{name}.wasm"))).expect("run `cargo xtask bench api`")
 }
 
+/// Sends `request` with the bench's token; returns the JSON answer.
+async fn json_answer(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.bearer_auth(TOKEN).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
 /// Uploads `bytes` and approves the plugin.
 async fn push_and_approve(client: &reqwest::Client, base: &str, bytes: Vec<u8>) {
-    let pushed: serde_json::Value = client
+    let push = client
         .post(format!("{base}/api/v1/plugins"))
-        .bearer_auth(TOKEN)
         .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body(bytes);
+    let pushed = json_answer(push).await;
     let (name, version) = (
         pushed["name"].as_str().unwrap(),
         pushed["version"].as_str().unwrap(),
     );
-    let approved = client
-        .post(format!("{base}/api/v1/plugins/{name}/{version}/approve"))
+    let approve = format!("{base}/api/v1/plugins/{name}/{version}/approve");
+    post_ok(client, &approve, &json!({})).await;
+}
+
+/// Posts `body` to `url` and fails unless the daemon accepts it.
+async fn post_ok(client: &reqwest::Client, url: &str, body: &serde_json::Value) {
+    let response = client
+        .post(url)
         .bearer_auth(TOKEN)
-        .json(&json!({}))
+        .json(body)
         .send()
         .await
         .unwrap();
     assert!(
-        approved.status().is_success(),
-        "{:?}",
-        approved.text().await
+        response.status().is_success(),
+        "{url}: {:?}",
+        response.text().await
     );
-}
-
-/// Applies the workflow `definition`.
-async fn apply(client: &reqwest::Client, base: &str, definition: serde_json::Value) {
-    let applied = client
-        .post(format!("{base}/api/v1/workflows"))
-        .bearer_auth(TOKEN)
-        .json(&definition)
-        .send()
-        .await
-        .unwrap();
-    assert!(applied.status().is_success(), "{:?}", applied.text().await);
 }
 
 /// Starts a job of `workflow`; returns its id.
 async fn start(client: &reqwest::Client, base: &str, workflow: &str) -> String {
-    let started: serde_json::Value = client
+    let start = client
         .post(format!("{base}/api/v1/workflows/{workflow}/jobs"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"input": {"n": 1}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    started["id"].as_str().unwrap().to_owned()
+        .json(&json!({"input": {"n": 1}}));
+    json_answer(start).await["id"].as_str().unwrap().to_owned()
 }
 
 /// Latencies (sorted) of starts of `one`, made one at a time while [`SPINNERS`] attempts of
@@ -116,15 +103,7 @@ async fn busy_latencies(client: &reqwest::Client, base: &str) -> Vec<Duration> {
     }
     for id in &spinning {
         loop {
-            let job: serde_json::Value = client
-                .get(format!("{base}/api/v1/jobs/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let job = json_answer(client.get(format!("{base}/api/v1/jobs/{id}"))).await;
             if job["steps"][0]["status"] == "running" {
                 break;
             }
@@ -138,18 +117,12 @@ async fn busy_latencies(client: &reqwest::Client, base: &str) -> Vec<Duration> {
         latencies.push(t.elapsed());
     }
     for id in &spinning {
-        let cancelled = client
-            .post(format!("{base}/api/v1/jobs/{id}/cancel"))
-            .bearer_auth(TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            cancelled.status().is_success(),
-            "{:?}",
-            cancelled.text().await
-        );
+        post_ok(
+            client,
+            &format!("{base}/api/v1/jobs/{id}/cancel"),
+            &json!({}),
+        )
+        .await;
     }
     latencies.sort();
     latencies
@@ -236,17 +209,7 @@ async fn first_event(base: &str) -> f64 {
     let mut samples = Vec::new();
     for _ in 0..SSE_SAMPLES {
         let t = Instant::now();
-        let started: serde_json::Value = client
-            .post(format!("{base}/api/v1/workflows/one/jobs"))
-            .bearer_auth(TOKEN)
-            .json(&json!({"input": {"n": 1}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = started["id"].as_str().unwrap();
+        let id = start(&client, base, "one").await;
         let mut stream = client
             .get(format!("{base}/api/v1/jobs/{id}/events"))
             .bearer_auth(TOKEN)
@@ -282,8 +245,19 @@ async fn measure(dir: &Path) -> Vec<Row> {
     push_and_approve(&client, &base, echo).await;
     let spin = component("WEFT_FIXTURE_DIR", "test-plugins", "spin");
     push_and_approve(&client, &base, spin).await;
-    apply(&client, &base, json!({"name": "one", "version": 1, "steps": [{"id": "a", "plugin": "echo@0", "input": "${workflow.input}"}]})).await;
-    apply(&client, &base, json!({"name": "spin", "version": 1, "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 60_000, "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]})).await;
+    let workflows = format!("{base}/api/v1/workflows");
+    let one = json!({
+        "name": "one", "version": 1,
+        "steps": [{"id": "a", "plugin": "echo@0", "input": "${workflow.input}"}]
+    });
+    post_ok(&client, &workflows, &one).await;
+    // Loops until its deadline or its cancellation, whichever comes first.
+    let spinning = json!({
+        "name": "spin", "version": 1,
+        "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 60_000,
+                   "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
+    });
+    post_ok(&client, &workflows, &spinning).await;
 
     let bare_url = bare_server().await;
     let jobs_url = format!("{base}/api/v1/workflows/one/jobs");
