@@ -10,7 +10,7 @@
 //! drain_grace_ms = 30000          # on SIGTERM, how long running attempts may take
 //! auto_approve = false            # local development only
 //! cache_capacity_bytes = 134217728
-//! group_commit_linger_us = 500    # how long a flush waits for more commits to share it
+//! group_commit_linger_us = 500    # under many concurrent commits, how long a flush waits for more
 //!
 //! [concurrency]                   # running tasks at once, by name
 //! per_workflow = { "disk-erase" = 10 }
@@ -92,7 +92,8 @@ pub struct RawConfig {
     pub auto_approve: Option<bool>,
     /// Memory the store may use to cache pages, in bytes.
     pub cache_capacity_bytes: Option<u64>,
-    /// How long a flush waits for more commits to share it, in microseconds.
+    /// How long a flush waits for more commits to share it, in microseconds, while many
+    /// commits are concurrent.
     pub group_commit_linger_us: Option<u64>,
     /// Concurrency limits.
     #[serde(default)]
@@ -135,7 +136,8 @@ pub struct DaemonConfig {
     pub auto_approve: bool,
     /// Memory the store may use to cache pages, in bytes.
     pub cache_capacity_bytes: u64,
-    /// How long a flush waits for more commits to share it, in microseconds.
+    /// How long a flush waits for more commits to share it, in microseconds, while many
+    /// commits are concurrent.
     pub group_commit_linger_us: u64,
     /// Concurrency limits by name.
     pub concurrency: RawConcurrency,

@@ -63,7 +63,8 @@ pub struct SledConfig {
     /// waited for (key-value writes, for example).
     pub background_flush_every_ms: Option<u64>,
     /// How long the group-commit flusher waits, once a commit asks to be durable, for more
-    /// to share the flush: latency for a lone commit, throughput under load.
+    /// to share the flush: throughput under load. It waits only while many commits are
+    /// concurrent; a lone commit, or a few, is flushed at once.
     pub group_commit_linger: Duration,
 }
 
