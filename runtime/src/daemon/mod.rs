@@ -10,10 +10,10 @@
 //! interrupted and runs again on the next start (a step without a committed result is
 //! retried).
 //!
-//! Attempts run on a runtime of their own ([`AttemptRuntime`]), beside the one that serves
-//! HTTP: a request's task never queues behind plugins at work on the same threads, so the
-//! API stays responsive while every worker is busy. The operating system shares the cores
-//! between the two.
+//! Attempts run on a runtime of their own (`weft-attempt` threads), beside the one that
+//! serves HTTP: a request's task never queues behind plugins at work on the same threads, so
+//! the API stays responsive while every worker is busy. The operating system shares the
+//! cores between the two.
 
 mod config;
 

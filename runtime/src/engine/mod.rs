@@ -4,8 +4,8 @@
 //! machine ([`weft_domain::Machine`]), how it *runs* by the sandbox, and where state *lives*
 //! by the store. The loop for every attempt is:
 //!
-//! 1. a worker takes a ready task from the [`queue`] (priority, then oldest job first; concurrency
-//!    limits per workflow, plugin and named queue);
+//! 1. a worker takes a ready task from the [`queue`] (priority, then oldest job first;
+//!    concurrency limits per workflow, plugin and named queue);
 //! 2. under the job's lock, the machine begins the attempt; the job and its events are
 //!    committed and made durable before the plugin runs, so a crash leaves an open attempt
 //!    that recovery ends as `interrupted`;
