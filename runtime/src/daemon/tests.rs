@@ -147,8 +147,8 @@ async fn daemon_with_a_spinning_job(
     (daemon, job)
 }
 
-// Two worker threads, as the daemon runs: the spinning attempt holds one of them until its
-// deadline, and the test watches it from the other.
+// Two worker threads, as `weft serve` has on two cores; the spinning attempt runs on the
+// daemon's runtime for attempts, beside them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_lets_running_attempts_finish_and_commit() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,8 +164,8 @@ async fn draining_lets_running_attempts_finish_and_commit() {
     );
 }
 
-// Two worker threads, as the daemon runs: the spinning attempt holds one of them until its
-// deadline, and the test watches it from the other.
+// Two worker threads, as `weft serve` has on two cores; the spinning attempt runs on the
+// daemon's runtime for attempts, beside them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_gives_up_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
