@@ -10,14 +10,17 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "common/components.rs"]
+mod components;
 #[path = "common/cpu.rs"]
 mod cpu;
 #[path = "common/report.rs"]
 mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use components::component;
 use cpu::process_cpu_seconds;
 use report::{Row, print_table, write_json};
 use serde_json::json;
@@ -35,19 +38,6 @@ const TOKEN: &str = "weft-bench-admin-token-0123456789";
 const SPINNERS: usize = 4;
 /// Starts timed, one after the other, while they spin.
 const BUSY_SAMPLES: usize = 300;
-
-/// The component `name.wasm` in the directory `var` names (default `target/<default>`).
-fn component(var: &str, default: &str, name: &str) -> Vec<u8> {
-    let dir = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(
-            std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-        )
-        .join("../target")
-        .join(default)
-    });
-    std::fs::read(dir.join(format!("{name}.wasm"))).expect("run `cargo xtask bench api`")
-}
 
 /// Sends `request` with the bench's token; returns the JSON answer.
 async fn json_answer(request: reqwest::RequestBuilder) -> serde_json::Value {
@@ -241,9 +231,9 @@ async fn measure(dir: &Path) -> Vec<Row> {
     let daemon = Daemon::start(config).await.unwrap();
     let base = format!("http://{}", daemon.local_addr());
     let client = reqwest::Client::new();
-    let echo = component("WEFT_PLUGIN_DIR", "plugins", "echo");
+    let echo = component("WEFT_PLUGIN_DIR", "target/plugins", "echo");
     push_and_approve(&client, &base, echo).await;
-    let spin = component("WEFT_FIXTURE_DIR", "test-plugins", "spin");
+    let spin = component("WEFT_FIXTURE_DIR", "target/test-plugins", "spin");
     push_and_approve(&client, &base, spin).await;
     let workflows = format!("{base}/api/v1/workflows");
     let one = json!({

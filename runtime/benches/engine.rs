@@ -19,16 +19,19 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "common/components.rs"]
+mod components;
 #[path = "common/cpu.rs"]
 mod cpu;
 #[path = "common/report.rs"]
 mod report;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use components::component;
 use cpu::process_cpu_seconds;
 use report::{Row, print_table, write_json};
 use serde_json::json;
@@ -45,23 +48,6 @@ const RECOVERY_JOBS: usize = 10_000;
 const TIMER_JOBS: usize = 10_000;
 const WORKERS: usize = 64;
 const BASELINE_WINDOW: Duration = Duration::from_secs(3);
-
-fn plugin_dir(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(
-            std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-        )
-        .join("..")
-        .join(default)
-    })
-}
-
-fn component(var: &str, default: &str, name: &str) -> Vec<u8> {
-    let path = plugin_dir(var, default).join(format!("{name}.wasm"));
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask bench engine`", path.display()))
-}
 
 fn sandbox(store: &Arc<dyn Store>, artifacts: &Path) -> Sandbox {
     Sandbox::new(
