@@ -193,17 +193,23 @@ async fn throughput(
     for s in starts {
         pending.insert(s.await.unwrap().unwrap());
     }
-    // One subscriber sees every job finish; should it lag, the store says which are left.
-    while !pending.is_empty() {
-        match finished_events.recv().await {
-            Ok(event) if is_finish(&event.kind) => {
+    // One subscriber sees every job finish. Should it lag, it can no longer tell which jobs
+    // finished; the engine's count of unfinished jobs, all of them this run's, then says when
+    // every one has. (Reading each pending job back from the store instead would add the
+    // bench's own work to the CPU per step.) A job leaves that count just after its last
+    // event is published, hence the short wait.
+    let mut lagged = false;
+    let all_finished = |pending: &HashSet<JobId>, lagged| {
+        pending.is_empty() || lagged && engine.unfinished_count() == 0
+    };
+    while !all_finished(&pending, lagged) {
+        let next = tokio::time::timeout(Duration::from_millis(1), finished_events.recv());
+        match next.await {
+            Ok(Ok(event)) if is_finish(&event.kind) => {
                 pending.remove(&event.job_id);
             }
-            Ok(_) => {}
-            Err(_) => pending.retain(|id| {
-                let job = engine.job(*id).unwrap().unwrap();
-                !job.state().is_terminal()
-            }),
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(_)) => lagged = true,
         }
     }
     let elapsed = started.elapsed();
