@@ -86,6 +86,11 @@ const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
 /// for the other one: those stalls were most of the tail latency of commits under load.
 const CHECKPOINT_SLICE: Duration = Duration::from_micros(100);
 
+/// A checkpoint stops yielding once the writes made since it started are enough for this
+/// many checkpoints: a burst of writes (thousands of jobs created at once) may outrun it for
+/// a while, a steady load that does so must not.
+const BEHIND: usize = 4;
+
 /// Writes by key, newest value last; `None` removes the key.
 type Writes = BTreeMap<IVec, Option<IVec>>;
 
@@ -112,11 +117,16 @@ impl Overlay {
     /// Whether the writes in `active` are due for a checkpoint.
     fn checkpoint_due(&self) -> bool {
         self.frozen.is_none()
-            && (self.active.len() >= self.limits.checkpoint_keys
-                || self.active_bytes >= self.limits.checkpoint_bytes
+            && (self.holds(1)
                 || self
                     .active_since
                     .is_some_and(|since| since.elapsed() >= self.limits.checkpoint_age))
+    }
+
+    /// Whether `active` holds the writes of `checkpoints` checkpoints, by keys or bytes.
+    fn holds(&self, checkpoints: usize) -> bool {
+        self.active.len() >= checkpoints.saturating_mul(self.limits.checkpoint_keys)
+            || self.active_bytes >= checkpoints.saturating_mul(self.limits.checkpoint_bytes)
     }
 
     /// Moves a frozen map whose checkpoint cannot go ahead back under the active writes,
@@ -548,7 +558,9 @@ fn run_checkpoints(shared: &Shared) {
 
 /// Writes `frozen` into the tree, flushes it, and then deletes the journal files up to
 /// `through`, which held those writes. A checkpoint is background work: it yields its core
-/// after every [`CHECKPOINT_SLICE`] of writing.
+/// after every [`CHECKPOINT_SLICE`] of writing, unless the writes made meanwhile are enough
+/// for [`BEHIND`] checkpoints already. It is falling behind then, and yielding would let the
+/// writes held in memory grow without bound.
 fn checkpoint(shared: &Shared, frozen: &Writes, through: u64) -> Result<(), StoreError> {
     let mut slice = Instant::now();
     for (key, value) in frozen {
@@ -557,7 +569,9 @@ fn checkpoint(shared: &Shared, frozen: &Writes, through: u64) -> Result<(), Stor
             None => shared.tree.remove(key)?,
         };
         if slice.elapsed() >= CHECKPOINT_SLICE {
-            thread::yield_now();
+            if !shared.overlay().holds(BEHIND) {
+                thread::yield_now();
+            }
             slice = Instant::now();
         }
     }
