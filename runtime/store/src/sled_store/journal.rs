@@ -1162,6 +1162,33 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_counts_as_behind_once_the_writes_since_fill_that_many_windows() {
+        // A limit of `usize::MAX` turns its trigger off, however many windows are asked for.
+        let limits = Limits {
+            checkpoint_keys: 4,
+            checkpoint_bytes: usize::MAX,
+            ..small_limits()
+        };
+        let mut overlay = Overlay {
+            active: BTreeMap::new(),
+            active_bytes: 0,
+            active_since: None,
+            frozen: None,
+            pending: Vec::new(),
+            generation: 0,
+            limits,
+        };
+        for key in 0..8u8 {
+            overlay
+                .active
+                .insert(IVec::from(&[key]), Some(IVec::from(&[key])));
+            assert_eq!(overlay.holds(1), key >= 3, "{} keys", key + 1);
+            assert_eq!(overlay.holds(2), key >= 7, "{} keys", key + 1);
+            assert!(!overlay.holds(usize::MAX), "{} keys", key + 1);
+        }
+    }
+
+    #[test]
     fn a_damaged_record_or_one_cut_short_before_the_last_journal_file_is_corrupt() {
         let (dir, db) = database();
         let never = never_checkpointing();
