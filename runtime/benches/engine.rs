@@ -27,7 +27,7 @@ mod cpu;
 mod report;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -582,6 +582,29 @@ fn memory_phase(out: &mut Vec<Row>) {
     );
 }
 
+/// Runs a phase on the engine's runtime (two worker threads, one per core), given a fresh
+/// directory for its database. The directory outlives the runtime, whose tasks hold the
+/// store until the runtime is dropped: the store's last writes need it. The phase runs as a
+/// task on the runtime's workers, as the daemon's own watchers do: run on the thread that
+/// blocks on the runtime, it would be woken from sleep by every commit it watches, and the
+/// engine would pay for those wake-ups.
+fn on_engine_runtime<T, F>(phase: impl FnOnce(PathBuf) -> F) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let task = runtime.spawn(phase(dir.path().to_path_buf()));
+    let result = runtime.block_on(task).unwrap();
+    drop(runtime);
+    result
+}
+
 fn main() {
     if std::env::var("WEFT_BENCH_PHASE").as_deref() == Ok("memory") {
         memory_phase_child();
@@ -592,37 +615,16 @@ fn main() {
         .unwrap_or_else(|_| "throughput,recovery,memory".to_owned());
     let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let mut rows = Vec::new();
-    // The engine's runtime: two worker threads, one per core.
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    };
-    // Each phase's database outlives its runtime, whose tasks hold the store until the
-    // runtime is dropped: the store's last writes need its directory. Each phase runs as a
-    // task on the runtime's workers, as the daemon's own watchers do: run on the thread
-    // that blocks on the runtime, it would be woken from sleep by every commit it watches,
-    // and the engine would pay for those wake-ups.
     if wanted("profile") {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        let runtime = runtime();
-        let profile = runtime.spawn(async move { profile_phase(&path).await });
-        runtime.block_on(profile).unwrap();
+        on_engine_runtime(|dir| async move { profile_phase(&dir).await });
         return;
     }
     if wanted("throughput") {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        let runtime = runtime();
-        let measured = runtime.spawn(async move {
+        rows.extend(on_engine_runtime(|dir| async move {
             let mut rows = Vec::new();
-            main_phases(&path, &mut rows).await;
+            main_phases(&dir, &mut rows).await;
             rows
-        });
-        rows.extend(runtime.block_on(measured).unwrap());
+        }));
     }
     if wanted("recovery") {
         recovery_phase(&mut rows);
