@@ -3,10 +3,14 @@
 //!
 //! - Throughput: many concurrent jobs of `echo` steps on a sled store, as 3-step chains and
 //!   as 10-wide fan-outs; durable steps per second and the p50/p99 time from one step's
-//!   durable success to the next step's durable start. Baselines: the bare sandbox cost of
-//!   the same steps, and raw sled inserts of a job record's size through the same
-//!   group-commit flusher. One fan-out of 1,000 machines and one of 10,000 (each listed in
-//!   the job input) show whether a job's size weighs on each of its steps.
+//!   durable start to the next one's. Baselines: the bare sandbox cost of the same steps,
+//!   and raw sled inserts of a job record's size through the same group-commit flusher. One
+//!   fan-out of 1,000 machines and one of 10,000 (each listed in the job input) show whether
+//!   a job's size weighs on each of its steps. These run the whole engine on one runtime.
+//! - The same chains and fan-outs as the daemon runs them: attempts on a runtime of their
+//!   own, so that busy plugins never hold up its HTTP requests. That costs CPU per step
+//!   (commits, wake-ups and events cross between the two runtimes' threads), and these rows
+//!   say how much.
 //! - Recovery: from opening the store to every one of 10,000 in-flight jobs resumed.
 //! - Memory: resident size with 10,000 jobs waiting on retry timers (measured in a child
 //!   process of its own, so earlier phases do not count).
@@ -69,9 +73,20 @@ fn open(dir: &Path) -> Arc<dyn Store> {
 }
 
 async fn engine(store: Arc<dyn Store>, artifacts: &Path, workers: usize) -> Engine {
+    engine_with_attempts(store, artifacts, workers, None).await
+}
+
+/// [`engine`], with attempts on `attempts` rather than on the runtime that starts it.
+async fn engine_with_attempts(
+    store: Arc<dyn Store>,
+    artifacts: &Path,
+    workers: usize,
+    attempts: Option<tokio::runtime::Handle>,
+) -> Engine {
     let config = EngineConfig {
         workers,
         max_unfinished_jobs: 1_000_000,
+        attempts,
         ..EngineConfig::default()
     };
     Engine::start(store.clone(), sandbox(&store, artifacts), config)
@@ -324,7 +339,8 @@ async fn profile_phase(dir: &Path) {
     }
 }
 
-async fn main_phases(dir: &Path, out: &mut Vec<Row>) {
+/// Returns the lower of the two baselines, for [`daemon_arrangement_phase`].
+async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
     let artifacts = dir.join("artifacts");
     let store = open(dir);
     let engine = engine(store.clone(), &artifacts, WORKERS).await;
@@ -447,6 +463,66 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) {
             );
         }
     }
+    lower
+}
+
+/// Chains and fan-outs again, with attempts on a runtime of their own, as `weft serve` runs
+/// them (so that plugins at work never delay its HTTP requests). The phases above run the
+/// whole engine on one runtime, which costs less CPU per step: commits, wake-ups and events
+/// then stay on the same threads. These rows say what the daemon gets.
+async fn daemon_arrangement_phase(
+    dir: &Path,
+    attempts: tokio::runtime::Handle,
+    lower: f64,
+    out: &mut Vec<Row>,
+) {
+    let store = open(dir);
+    let engine = engine_with_attempts(
+        store.clone(),
+        &dir.join("artifacts"),
+        WORKERS,
+        Some(attempts),
+    )
+    .await;
+    setup(&engine).await;
+    let chains = throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
+    let items: Vec<_> = (0..10).collect();
+    let fans = throughput(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10).await;
+    let arrangement = "as the daemon runs it";
+    for (name, run) in [("3-step chains", &chains), ("10-wide fan-outs", &fans)] {
+        push(
+            out,
+            Row {
+                name: format!("engine, {arrangement}: {name}, durable steps/s"),
+                value: run.rate,
+                unit: "steps/s",
+                baseline: Some(lower),
+                note: "attempts on a runtime of their own; ratio against the lower baseline",
+            },
+        );
+        push(
+            out,
+            Row {
+                name: format!("engine, {arrangement}: CPU per durable step, {name}"),
+                value: run.cpu_us_per_step,
+                unit: "us",
+                baseline: None,
+                note: "attempts on a runtime of their own; whole process, both cores",
+            },
+        );
+    }
+    let mut gaps = chains.gaps;
+    gaps.sort();
+    push(
+        out,
+        Row {
+            name: format!("engine, {arrangement}: step-to-step latency p99, 3000 chains at once"),
+            value: percentile(&gaps, 0.99).as_secs_f64() * 1e3,
+            unit: "ms",
+            baseline: None,
+            note: "target < 2 ms",
+        },
+    );
 }
 
 /// Creates `RECOVERY_JOBS` in-flight jobs, closes everything, and times a restart.
@@ -594,15 +670,44 @@ where
     F: Future<Output = T> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = bench_runtime();
     let task = runtime.spawn(phase(dir.path().to_path_buf()));
     let result = runtime.block_on(task).unwrap();
     drop(runtime);
     result
+}
+
+/// [`on_engine_runtime`], with a runtime for attempts beside it, built as the daemon builds
+/// it: one thread per core. Both end before the phase's directory is deleted, since their
+/// tasks hold the store, whose last writes need it.
+fn on_daemon_runtimes<T, F>(phase: impl FnOnce(PathBuf, tokio::runtime::Handle) -> F) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let attempts = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("weft-attempt")
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = bench_runtime();
+    let task = runtime.spawn(phase(dir.path().to_path_buf(), attempts.handle().clone()));
+    let result = runtime.block_on(task).unwrap();
+    drop(runtime);
+    drop(attempts);
+    result
+}
+
+/// The runtime a phase runs on: two threads, as on the machine the targets are set for.
+fn bench_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn main() {
@@ -620,9 +725,15 @@ fn main() {
         return;
     }
     if wanted("throughput") {
-        rows.extend(on_engine_runtime(|dir| async move {
+        let (main_rows, lower) = on_engine_runtime(|dir| async move {
             let mut rows = Vec::new();
-            main_phases(&dir, &mut rows).await;
+            let lower = main_phases(&dir, &mut rows).await;
+            (rows, lower)
+        });
+        rows.extend(main_rows);
+        rows.extend(on_daemon_runtimes(move |dir, attempts| async move {
+            let mut rows = Vec::new();
+            daemon_arrangement_phase(&dir, attempts, lower, &mut rows).await;
             rows
         }));
     }
