@@ -2,7 +2,7 @@
 //!
 //! - `run`: builds the plugins and the daemon, starts the example services and the daemon,
 //!   pushes the plugins, applies the example workflows and follows one example job
-//!   ([`run`]).
+//!   ([`mod@run`]).
 //! - `build-plugins`: builds the first-party plugins (`plugins/<name>`, package
 //!   `weft-plugin-<name>`) and the example plugins (`examples/<name>-plugin`, package
 //!   `weft-example-<name>`) into `target/plugins/<name>.wasm`, and the test fixtures into

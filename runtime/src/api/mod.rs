@@ -2,10 +2,10 @@
 //! response types, assembled by [`router`]; the OpenAPI document ([`openapi`]) is generated
 //! from the same handlers, so it lists exactly the routes that exist.
 //!
-//! Every `/api/v1` handler takes a role extractor first ([`auth`]), so the role a route needs
+//! Every `/api/v1` handler takes a role extractor first (`auth`), so the role a route needs
 //! is part of its signature and is checked before anything else is read. Errors are
 //! [`ApiError`]s, answered as `application/problem+json`. Bodies are read under size limits
-//! (uploads under the plugin limit) and JSON bodies refuse unknown fields ([`extract`]).
+//! (uploads under the plugin limit) and JSON bodies refuse unknown fields (`extract`).
 //!
 //! The API knows the engine and the store only through [`Engine`]; it never touches the
 //! sandbox or sled.
