@@ -22,8 +22,8 @@
 //!
 //! A crash loses nothing durable, and leaves nothing half-done that readers trust:
 //! - Opening the store reads the journal files left, in order, back into the overlay, where
-//!   they override the tree; the next checkpoint moves them on. Opening stays fast however
-//!   much the journal holds. A record the crash cut short, at the end of the last file, was
+//!   they override the tree, and freezes them for a checkpoint at once, whether or not any
+//!   write follows. Opening stays fast however much the journal holds. A record the crash cut short, at the end of the last file, was
 //!   never reported durable: it is dropped, and the file cut back to the records before it.
 //! - A checkpoint deletes journal files only once sled has flushed the tree writes that cover
 //!   them. A checkpoint cut short leaves some of its keys written, all of which the journal
@@ -269,19 +269,31 @@ impl JournaledTree {
         }
         // Later writes go to a file of their own.
         overlay.generation = last.map_or(0, |last| last + 1);
+        let mut order = CheckpointOrder::default();
         if !overlay.active.is_empty() {
-            overlay.active_since = Some(Instant::now());
             tracing::debug!(
                 keys = overlay.active.len(),
                 "read back the writes the journal held"
             );
+            // Made before the store opened, they are due by age, unless the limits turn
+            // that off; so they are frozen at once, as a flush freezes writes, and moved
+            // into the tree. Left to the next flush, they would wait for writes that a
+            // store left idle never takes: held in memory, their files replayed at every
+            // start.
+            if limits.checkpoint_age == Duration::MAX {
+                overlay.active_since = Some(Instant::now());
+            } else {
+                overlay.frozen = Some(Arc::new(mem::take(&mut overlay.active)));
+                overlay.active_bytes = 0;
+                order.through = last;
+            }
         }
         let shared = Arc::new(Shared {
             overlay: Mutex::new(overlay),
             tree,
             dir: dir.to_owned(),
             appending: Mutex::new(None),
-            order: Mutex::new(CheckpointOrder::default()),
+            order: Mutex::new(order),
             wake: Condvar::new(),
         });
         let checkpoints = thread::Builder::new()
@@ -1132,6 +1144,29 @@ mod tests {
         // Left pending, so that closing does not move the journal into the tree.
         tree.insert(b"pending", b"unflushed").unwrap();
         model
+    }
+
+    #[test]
+    fn writes_read_back_from_the_journal_reach_the_tree_without_any_later_write() {
+        let (dir, db) = database();
+        let model = journal_of(&dir, &db, never_checkpointing(), 5);
+        assert_eq!(journal_files(&journal_dir(&dir)).unwrap().len(), 1);
+        let by_age = Limits {
+            checkpoint_age: Duration::from_secs(3600),
+            ..never_checkpointing()
+        };
+        let tree = journaled(&dir, &db, by_age);
+        tree.settle();
+        assert_eq!(tree.checkpoints_done(), 1);
+        assert_eq!(journal_files(&journal_dir(&dir)).unwrap(), []);
+        let stored: Model = db
+            .open_tree("records")
+            .unwrap()
+            .iter()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
+        assert_eq!(stored, model);
+        assert_reads(&tree, &model);
     }
 
     #[test]
