@@ -23,8 +23,9 @@
 //! A crash loses nothing durable, and leaves nothing half-done that readers trust:
 //! - Opening the store reads the journal files left, in order, back into the overlay, where
 //!   they override the tree, and freezes them for a checkpoint at once, whether or not any
-//!   write follows. Opening stays fast however much the journal holds. A record the crash cut short, at the end of the last file, was
-//!   never reported durable: it is dropped, and the file cut back to the records before it.
+//!   write follows. Opening stays fast however much the journal holds. A record the crash
+//!   cut short, at the end of the last file, was never reported durable: it is dropped, and
+//!   the file cut back to the records before it.
 //! - A checkpoint deletes journal files only once sled has flushed the tree writes that cover
 //!   them. A checkpoint cut short leaves some of its keys written, all of which the journal
 //!   still holds with the same or later values.
