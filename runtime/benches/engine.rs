@@ -472,18 +472,13 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
 /// then stay on the same threads. These rows say what the daemon gets.
 async fn daemon_arrangement_phase(
     dir: &Path,
-    attempts: tokio::runtime::Handle,
+    attempts: Option<tokio::runtime::Handle>,
     lower: f64,
     out: &mut Vec<Row>,
 ) {
     let store = open(dir);
-    let engine = engine_with_attempts(
-        store.clone(),
-        &dir.join("artifacts"),
-        WORKERS,
-        Some(attempts),
-    )
-    .await;
+    let engine =
+        engine_with_attempts(store.clone(), &dir.join("artifacts"), WORKERS, attempts).await;
     setup(&engine).await;
     let chains = throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
     let items: Vec<_> = (0..10).collect();
@@ -659,42 +654,33 @@ fn memory_phase(out: &mut Vec<Row>) {
 }
 
 /// Runs a phase on the engine's runtime (two worker threads, one per core), given a fresh
-/// directory for its database. The directory outlives the runtime, whose tasks hold the
-/// store until the runtime is dropped: the store's last writes need it. The phase runs as a
-/// task on the runtime's workers, as the daemon's own watchers do: run on the thread that
-/// blocks on the runtime, it would be woken from sleep by every commit it watches, and the
-/// engine would pay for those wake-ups.
-fn on_engine_runtime<T, F>(phase: impl FnOnce(PathBuf) -> F) -> T
+/// directory for its database, and with `own_attempts` a runtime for attempts beside it,
+/// built as the daemon builds it (one thread per core), whose handle the phase gets. The
+/// directory outlives the runtimes, whose tasks hold the store until they are dropped: the
+/// store's last writes need it. The phase runs as a task on the runtime's workers, as the
+/// daemon's own watchers do: run on the thread that blocks on the runtime, it would be woken
+/// from sleep by every commit it watches, and the engine would pay for those wake-ups.
+fn on_engine_runtime<T, F>(
+    own_attempts: bool,
+    phase: impl FnOnce(PathBuf, Option<tokio::runtime::Handle>) -> F,
+) -> T
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
+    let attempts = own_attempts.then(|| {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("weft-attempt")
+            .enable_all()
+            .build()
+            .unwrap()
+    });
     let runtime = bench_runtime();
-    let task = runtime.spawn(phase(dir.path().to_path_buf()));
-    let result = runtime.block_on(task).unwrap();
-    drop(runtime);
-    result
-}
-
-/// [`on_engine_runtime`], with a runtime for attempts beside it, built as the daemon builds
-/// it: one thread per core. Both end before the phase's directory is deleted, since their
-/// tasks hold the store, whose last writes need it.
-fn on_daemon_runtimes<T, F>(phase: impl FnOnce(PathBuf, tokio::runtime::Handle) -> F) -> T
-where
-    T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let attempts = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("weft-attempt")
-        .enable_all()
-        .build()
-        .unwrap();
-    let runtime = bench_runtime();
-    let task = runtime.spawn(phase(dir.path().to_path_buf(), attempts.handle().clone()));
+    let handle = attempts.as_ref().map(|a| a.handle().clone());
+    let task = runtime.spawn(phase(dir.path().to_path_buf(), handle));
     let result = runtime.block_on(task).unwrap();
     drop(runtime);
     drop(attempts);
@@ -721,17 +707,17 @@ fn main() {
     let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let mut rows = Vec::new();
     if wanted("profile") {
-        on_engine_runtime(|dir| async move { profile_phase(&dir).await });
+        on_engine_runtime(false, |dir, _| async move { profile_phase(&dir).await });
         return;
     }
     if wanted("throughput") {
-        let (main_rows, lower) = on_engine_runtime(|dir| async move {
+        let (main_rows, lower) = on_engine_runtime(false, |dir, _| async move {
             let mut rows = Vec::new();
             let lower = main_phases(&dir, &mut rows).await;
             (rows, lower)
         });
         rows.extend(main_rows);
-        rows.extend(on_daemon_runtimes(move |dir, attempts| async move {
+        rows.extend(on_engine_runtime(true, move |dir, attempts| async move {
             let mut rows = Vec::new();
             daemon_arrangement_phase(&dir, attempts, lower, &mut rows).await;
             rows

@@ -130,6 +130,13 @@ impl Overlay {
             || self.active_bytes >= checkpoints.saturating_mul(self.limits.checkpoint_bytes)
     }
 
+    /// Hands the active writes to the next checkpoint; later writes start anew.
+    fn freeze(&mut self) {
+        self.frozen = Some(Arc::new(mem::take(&mut self.active)));
+        self.active_bytes = 0;
+        self.active_since = None;
+    }
+
     /// Moves a frozen map whose checkpoint cannot go ahead back under the active writes,
     /// which are newer.
     fn unfreeze(&mut self) {
@@ -284,8 +291,7 @@ impl JournaledTree {
             if limits.checkpoint_age == Duration::MAX {
                 overlay.active_since = Some(Instant::now());
             } else {
-                overlay.frozen = Some(Arc::new(mem::take(&mut overlay.active)));
-                overlay.active_bytes = 0;
+                overlay.freeze();
                 order.through = last;
             }
         }
@@ -494,9 +500,7 @@ impl JournalFlusher {
             // The frozen writes are those of every journal file up to the one this flush
             // writes; later writes go to the next.
             let froze = overlay.checkpoint_due().then(|| {
-                overlay.frozen = Some(Arc::new(mem::take(&mut overlay.active)));
-                overlay.active_bytes = 0;
-                overlay.active_since = None;
+                overlay.freeze();
                 overlay.generation += 1;
                 generation
             });
