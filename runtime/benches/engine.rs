@@ -655,7 +655,7 @@ fn memory_phase(out: &mut Vec<Row>) {
 
 /// Runs a phase on the engine's runtime (two worker threads, one per core), given a fresh
 /// directory for its database, and with `own_attempts` a runtime for attempts beside it,
-/// built as the daemon builds it (one thread per core), whose handle the phase gets. The
+/// the daemon's own ([`weft::daemon::attempt_runtime`]), whose handle the phase gets. The
 /// directory outlives the runtimes, whose tasks hold the store until they are dropped: the
 /// store's last writes need it. The phase runs as a task on the runtime's workers, as the
 /// daemon's own watchers do: run on the thread that blocks on the runtime, it would be woken
@@ -669,15 +669,7 @@ where
     F: Future<Output = T> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let attempts = own_attempts.then(|| {
-        let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("weft-attempt")
-            .enable_all()
-            .build()
-            .unwrap()
-    });
+    let attempts = own_attempts.then(|| weft::daemon::attempt_runtime().unwrap());
     let runtime = bench_runtime();
     let handle = attempts.as_ref().map(|a| a.handle().clone());
     let task = runtime.spawn(phase(dir.path().to_path_buf(), handle));

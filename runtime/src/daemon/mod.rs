@@ -92,14 +92,21 @@ pub struct Daemon {
 #[derive(Debug)]
 struct AttemptRuntime(Option<tokio::runtime::Runtime>);
 
+/// A runtime built as the daemon builds the one its attempts run on: one worker thread per
+/// core, named `weft-attempt`. Public so that benchmarks measure the engine as the daemon
+/// runs it.
+pub fn attempt_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("weft-attempt")
+        .enable_all()
+        .build()
+}
+
 impl AttemptRuntime {
     fn start() -> Result<Self, DaemonError> {
-        let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("weft-attempt")
-            .enable_all()
-            .build()
+        attempt_runtime()
             .map(|runtime| AttemptRuntime(Some(runtime)))
             .map_err(DaemonError::Runtime)
     }
