@@ -15,8 +15,10 @@
 //!
 //! Which tasks changed is told by pointer first: the state machine changes a job
 //! copy-on-write, and the store keeps each fanned-out step's record as of the job's latest
-//! commit ([`FanOutsWritten`]), sharing the tasks that did not change. Without that memory
-//! (after a restart, or a failed write) the commit reads the job back first.
+//! commit ([`FanOutsWritten`]), sharing the tasks that did not change. It also keeps the JSON
+//! of each task in that head, so that a commit encodes only the tasks it changed, not every
+//! task the head holds. Without that memory (after a restart, or a failed write) the commit
+//! reads the job back first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -59,8 +61,8 @@ struct HeadTask {
 pub(super) struct FanOutsWritten {
     /// Each fanned-out step's record as of the latest head.
     steps: BTreeMap<StepId, Arc<StepRecord>>,
-    /// The tasks that head holds.
-    in_head: BTreeSet<(StepId, u32)>,
+    /// The tasks that head holds, each with its JSON there ([`HeadTaskRef`]) when known.
+    in_head: BTreeMap<(StepId, u32), Option<Vec<u8>>>,
 }
 
 fn fan_out_tasks(record: &StepRecord) -> Option<&TaskList> {
@@ -74,20 +76,36 @@ fn item_index(index: usize) -> Result<u32, StoreError> {
     u32::try_from(index).map_err(|_| StoreError::Invalid(format!("item {index} is out of range")))
 }
 
-/// The JSON of the tasks of `job` that its head holds.
-fn encode_head_tasks(job: &Job, in_head: &BTreeSet<(StepId, u32)>) -> Result<Vec<u8>, StoreError> {
-    let tasks: Vec<HeadTaskRef<'_>> = in_head
-        .iter()
-        .filter_map(|(step, item)| {
-            let task = job.step(step)?.task(Some(*item))?;
-            Some(HeadTaskRef {
+/// The JSON of the tasks of `job` that its head holds: an array of each task's JSON, encoding
+/// those not known yet (and remembering it). A task the job lacks is left out.
+fn encode_head_tasks(
+    job: &Job,
+    in_head: &mut BTreeMap<(StepId, u32), Option<Vec<u8>>>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut tasks_json = Vec::from(*b"[");
+    for ((step, item), json) in in_head.iter_mut() {
+        if json.is_none() {
+            let Some(task) = job.step(step).and_then(|record| record.task(Some(*item))) else {
+                continue;
+            };
+            let task = HeadTaskRef {
                 step,
                 item: *item,
                 task,
-            })
-        })
-        .collect();
-    encode(&tasks, || format!("tasks in the head of job {}", job.id()))
+            };
+            *json = Some(encode(&task, || {
+                format!("task {step}[{item}] in the head of job {}", job.id())
+            })?);
+        }
+        if let Some(json) = json {
+            if tasks_json.len() > 1 {
+                tasks_json.push(b',');
+            }
+            tasks_json.extend_from_slice(json);
+        }
+    }
+    tasks_json.push(b']');
+    Ok(tasks_json)
 }
 
 /// Writes a fanned-out step's list and the records of its tasks that are not pending, for a
@@ -126,7 +144,7 @@ impl SledStore {
     pub(super) fn write_fan_outs(
         &self,
         job: &Job,
-        previous: FanOutsWritten,
+        mut previous: FanOutsWritten,
     ) -> Result<(Vec<u8>, FanOutsWritten), StoreError> {
         let tree = &self.trees.jobs;
         let id = job.id();
@@ -159,19 +177,30 @@ impl SledStore {
                 }
             }
         }
-        let mut in_head: BTreeSet<_> = previous.in_head.union(&changed).cloned().collect();
-        let mut tasks_json = encode_head_tasks(job, &in_head)?;
+        // The tasks the previous head holds keep their JSON unless they changed.
+        let mut in_head: BTreeMap<_, _> = previous
+            .in_head
+            .iter_mut()
+            .map(|(task, json)| {
+                (
+                    task.clone(),
+                    json.take().filter(|_| !changed.contains(task)),
+                )
+            })
+            .chain(changed.iter().map(|task| (task.clone(), None)))
+            .collect();
+        let mut tasks_json = encode_head_tasks(job, &mut in_head)?;
         if tasks_json.len() > HEAD_TASK_BYTES && in_head.len() > changed.len() {
             self.write_out_head_tasks(id, &previous)?;
-            in_head = changed;
-            tasks_json = encode_head_tasks(job, &in_head)?;
+            in_head.retain(|task, _| changed.contains(task));
+            tasks_json = encode_head_tasks(job, &mut in_head)?;
         }
         Ok((tasks_json, FanOutsWritten { steps, in_head }))
     }
 
     /// Writes each task the previous head holds to its own record, as that head holds it.
     fn write_out_head_tasks(&self, id: JobId, previous: &FanOutsWritten) -> Result<(), StoreError> {
-        for (step, item) in &previous.in_head {
+        for (step, item) in previous.in_head.keys() {
             let task = previous
                 .steps
                 .get(step)
@@ -201,10 +230,10 @@ impl SledStore {
         let mut job: Job = decode(outline, || format!("job {id}"))?;
         let head_tasks: Vec<HeadTask> =
             decode(tasks_json, || format!("tasks in the head of job {id}"))?;
-        let mut in_head = BTreeSet::new();
+        let mut in_head = BTreeMap::new();
         let mut by_step: BTreeMap<StepId, Vec<(u32, TaskRecord)>> = BTreeMap::new();
         for HeadTask { step, item, task } in head_tasks {
-            in_head.insert((step.clone(), item));
+            in_head.insert((step.clone(), item), None);
             by_step.entry(step).or_default().push((item, task));
         }
         let fanned: Vec<StepId> = job.fan_outs().map(|parts| parts.step.clone()).collect();
