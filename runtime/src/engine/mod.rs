@@ -553,7 +553,7 @@ impl Engine {
         );
     }
 
-    /// Hands ready tasks to workers, as many at once as there are worker permits.
+    /// Hands ready tasks to new workers, as many at once as there are worker permits.
     async fn dispatch(self) {
         loop {
             let Ok(permit) = self.inner.workers.clone().acquire_owned().await else {
@@ -567,12 +567,28 @@ impl Engine {
             };
             let engine = self.clone();
             self.inner.attempts.spawn(async move {
-                if let Err(e) = engine.run_task(&entry).await {
-                    tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
-                }
-                engine.inner.queue.finished(&entry);
+                engine.work(entry).await;
                 drop(permit);
             });
+        }
+    }
+
+    /// A worker: runs `entry`'s task, then takes the next from the queue itself, until the
+    /// queue has none it may run. While every worker is busy, tasks thus go from one to the
+    /// next on the attempts' threads, without a round trip through the dispatcher.
+    async fn work(&self, mut entry: Entry) {
+        loop {
+            if let Err(e) = self.run_task(&entry).await {
+                tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
+            }
+            self.inner.queue.finished(&entry);
+            if self.inner.workers.is_closed() {
+                return;
+            }
+            match self.inner.queue.pop_runnable() {
+                Some(next) => entry = next,
+                None => return,
+            }
         }
     }
 
