@@ -1,79 +1,127 @@
-//! The engine's live events: every commit's events, published once durable, as one message
-//! per commit, so that a watcher wakes once per commit rather than once per event.
+//! The engine's live events: every commit's events, published once durable.
+//!
+//! Commits are published in batches: the first commit sent after a publication starts the
+//! next one, which waits for the tasks already queued on its thread to run, and then
+//! publishes every commit sent meanwhile as one message. One flush makes many commits durable
+//! at once and their workers send their events one after the other, so a watcher wakes once
+//! for all of them rather than once per commit, and the workers do not each pay for waking it.
+//! Each commit keeps the moment it was sent, which is when it was durable.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 use weft_domain::Event;
 
-/// Commits kept for slow watchers before they must re-read the store.
-const BUFFER: usize = 4_096;
+/// Batches kept for slow watchers before they must re-read the store.
+const BUFFER: usize = 1_024;
 
-/// One durable commit's events, and when they were published.
+/// One durable commit's events, and when they were sent.
 type Commit = (Instant, Arc<[Event]>);
+
+/// Commits published together, in the order they were sent.
+type Batch = Arc<[Commit]>;
 
 /// Publishes each commit's events to every [`EventReceiver`].
 #[derive(Debug)]
-pub(super) struct EventSender(broadcast::Sender<Commit>);
+pub(super) struct EventSender {
+    channel: broadcast::Sender<Batch>,
+    /// Commits sent since the last publication.
+    pending: Arc<Mutex<Vec<Commit>>>,
+}
 
 impl EventSender {
     pub fn new() -> Self {
-        EventSender(broadcast::channel(BUFFER).0)
+        EventSender {
+            channel: broadcast::channel(BUFFER).0,
+            pending: Arc::default(),
+        }
     }
 
-    /// Publishes the events of one durable commit, in order. Given the commit's own list, it
-    /// publishes that list without copying it.
+    /// Publishes the events of one durable commit, in order, after those of every commit
+    /// sent before it. Given the commit's own list, it publishes that list without copying
+    /// it. Must be called inside a tokio runtime.
     pub fn send(&self, events: impl Into<Arc<[Event]>>) {
-        if self.0.receiver_count() == 0 {
+        if self.channel.receiver_count() == 0 {
             return;
         }
         let events = events.into();
-        if !events.is_empty() {
-            // An error means nobody is watching any more, which is fine.
-            _ = self.0.send((Instant::now(), events));
+        if events.is_empty() {
+            return;
+        }
+        let starts_batch = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.push((Instant::now(), events));
+            pending.len() == 1
+        };
+        if starts_batch {
+            let channel = self.channel.clone();
+            let pending = Arc::clone(&self.pending);
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                let batch =
+                    std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
+                // An error means nobody is watching any more, which is fine.
+                _ = channel.send(batch.into());
+            });
         }
     }
 
     pub fn subscribe(&self) -> EventReceiver {
         EventReceiver {
-            commits: self.0.subscribe(),
+            batches: self.channel.subscribe(),
             current: None,
         }
     }
 }
 
+/// Where a receiver is in the batch it is handing out.
+#[derive(Debug)]
+struct Position {
+    batch: Batch,
+    commit: usize,
+    event: usize,
+}
+
 /// Every event committed after it was made, in commit order; see [`EventReceiver::recv`].
 #[derive(Debug)]
 pub struct EventReceiver {
-    commits: broadcast::Receiver<Commit>,
-    /// The commit being handed out, and the index of its next event.
-    current: Option<(Commit, usize)>,
+    batches: broadcast::Receiver<Batch>,
+    /// The batch being handed out, and the position of its next event.
+    current: Option<Position>,
 }
 
 impl EventReceiver {
     /// The next event. A receiver that fell behind gets [`RecvError::Lagged`] with the number
-    /// of commits it missed, and should re-read the store; [`RecvError::Closed`] means the
-    /// engine is gone. Cancel-safe: no event is lost when the future is dropped.
+    /// of batches of commits it missed, and should re-read the store; [`RecvError::Closed`]
+    /// means the engine is gone. Cancel-safe: no event is lost when the future is dropped.
     pub async fn recv(&mut self) -> Result<Event, RecvError> {
         Ok(self.recv_published().await?.1)
     }
 
     /// The next event, as [`recv`](Self::recv) gives it, with the moment its commit was
-    /// published: once durable, and before any watcher could hear of it. A watcher that
-    /// times events with this rather than with when it got round to reading them measures
-    /// the engine, not its own scheduling.
+    /// sent: once durable, and before any watcher could hear of it. A watcher that times
+    /// events with this rather than with when it got round to reading them measures the
+    /// engine, not its own scheduling.
     pub async fn recv_published(&mut self) -> Result<(Instant, Event), RecvError> {
         loop {
-            if let Some(((at, events), next)) = &mut self.current {
-                if let Some(event) = events.get(*next) {
-                    *next += 1;
-                    return Ok((*at, event.clone()));
+            if let Some(position) = &mut self.current {
+                while let Some((at, events)) = position.batch.get(position.commit) {
+                    if let Some(event) = events.get(position.event) {
+                        position.event += 1;
+                        return Ok((*at, event.clone()));
+                    }
+                    position.commit += 1;
+                    position.event = 0;
                 }
                 self.current = None;
             }
-            let commit = self.commits.recv().await?;
-            self.current = Some((commit, 0));
+            let batch = self.batches.recv().await?;
+            self.current = Some(Position {
+                batch,
+                commit: 0,
+                event: 0,
+            });
         }
     }
 }
@@ -124,7 +172,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_carry_when_their_commit_was_published_not_when_they_were_read() {
+    async fn events_carry_when_their_commit_was_sent_not_when_they_were_read() {
         let sender = EventSender::new();
         let mut receiver = sender.subscribe();
         let before = Instant::now();
@@ -136,17 +184,37 @@ mod tests {
             assert_eq!(event.sequence, sequence);
             assert!(
                 before <= at && at <= after,
-                "published {at:?}, sent in {before:?}..{after:?}"
+                "stamped {at:?}, sent in {before:?}..{after:?}"
             );
         }
     }
 
+    /// Sends `events` and lets the publication it is part of happen.
+    async fn send_published(sender: &EventSender, events: Vec<Event>) {
+        sender.send(events);
+        while !sender.pending.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
-    async fn a_receiver_that_falls_behind_is_told_how_many_commits_it_missed() {
+    async fn commits_sent_before_a_publication_share_one_message() {
+        let sender = EventSender::new();
+        let mut receiver = sender.subscribe();
+        sender.send(commit(1, 2));
+        sender.send(commit(3, 1));
+        send_published(&sender, commit(4, 2)).await;
+        send_published(&sender, commit(6, 1)).await;
+        assert_eq!(receiver.batches.len(), 2, "two publications");
+        assert_eq!(sequences(&mut receiver, 6).await, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_falls_behind_is_told_how_many_publications_it_missed() {
         let sender = EventSender::new();
         let mut receiver = sender.subscribe();
         for sequence in 1..=(BUFFER as u64 + 2) {
-            sender.send(commit(sequence, 1));
+            send_published(&sender, commit(sequence, 1)).await;
         }
         assert!(matches!(receiver.recv().await, Err(RecvError::Lagged(2))));
         assert_eq!(receiver.recv().await.unwrap().sequence, 3);
