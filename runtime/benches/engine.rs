@@ -17,8 +17,10 @@
 //!
 //! Prints a table and writes `engine.json` into `WEFT_BENCH_OUT` (default `target/bench`).
 //!
-//! `WEFT_BENCH_PHASES=profile` runs none of that: only rounds of 3-step chains for
-//! `WEFT_BENCH_PROFILE_SECS` (default 20), printing each round's rate and CPU per step, so
+//! `WEFT_BENCH_PHASES=profile` runs none of that: only rounds of 3-step chains (or of 10-wide
+//! fan-outs, with `WEFT_BENCH_PROFILE_SHAPE=fan-outs`) for `WEFT_BENCH_PROFILE_SECS`
+//! (default 20), on one runtime (or as the daemon runs them, with
+//! `WEFT_BENCH_PROFILE_RUNTIMES=daemon`), printing each round's rate and CPU per step, so
 //! that a profiler attached to it samples the engine's steady state and nothing else.
 
 #![allow(clippy::print_stdout)]
@@ -321,19 +323,34 @@ async fn job_record_bytes(engine: &Engine) -> usize {
 }
 
 /// Rounds of 3-step chains and nothing else; see the module documentation.
-async fn profile_phase(dir: &Path) {
+async fn profile_phase(dir: &Path, attempts: Option<tokio::runtime::Handle>) {
     let seconds: u64 = std::env::var("WEFT_BENCH_PROFILE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let store = open(dir);
-    let engine = engine(store.clone(), &dir.join("artifacts"), WORKERS).await;
+    let engine =
+        engine_with_attempts(store.clone(), &dir.join("artifacts"), WORKERS, attempts).await;
     setup(&engine).await;
+    let fan_outs = std::env::var("WEFT_BENCH_PROFILE_SHAPE").is_ok_and(|s| s == "fan-outs");
+    let items: Vec<_> = (0..10).collect();
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
-        let run = throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
+        let (shape, run) = if fan_outs {
+            let input = json!({"items": items});
+            (
+                "fan-outs",
+                throughput(&engine, "fanout", FANOUT_JOBS, input, 10).await,
+            )
+        } else {
+            let input = json!({"device": "sw-17"});
+            (
+                "chains",
+                throughput(&engine, "chain", CHAIN_JOBS, input, 3).await,
+            )
+        };
         eprintln!(
-            "chains: {:.0} steps/s, {:.0} us CPU per step",
+            "{shape}: {:.0} steps/s, {:.0} us CPU per step",
             run.rate, run.cpu_us_per_step
         );
     }
@@ -699,7 +716,11 @@ fn main() {
     let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let mut rows = Vec::new();
     if wanted("profile") {
-        on_engine_runtime(false, |dir, _| async move { profile_phase(&dir).await });
+        let own_attempts =
+            std::env::var("WEFT_BENCH_PROFILE_RUNTIMES").is_ok_and(|s| s == "daemon");
+        on_engine_runtime(own_attempts, |dir, attempts| async move {
+            profile_phase(&dir, attempts).await;
+        });
         return;
     }
     if wanted("throughput") {
