@@ -27,7 +27,7 @@ pub mod queue;
 mod run;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, broadcast};
@@ -44,6 +44,16 @@ pub use events::EventReceiver;
 pub use kv::StoreKv;
 
 use queue::{Entry, ReadyQueue};
+
+/// Woken tasks waiting for the attempts' threads beyond which no worker starts or goes on
+/// to another task.
+const BACKLOG_LIMIT: usize = 16;
+
+/// Workers that may always be at work, backlog or not.
+const MIN_WORKERS: usize = 8;
+
+/// How often the dispatcher looks again while the attempts' threads are backlogged.
+const BACKLOG_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -168,6 +178,8 @@ struct Inner {
     /// registration in `running` checks whether it was stopped meanwhile
     /// ([`Engine::stopped_while_starting`]).
     stops: AtomicU64,
+    /// Workers at work: each holds a permit of `workers`.
+    active_workers: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,6 +215,7 @@ impl Engine {
                 events: events::EventSender::new(),
                 ids: Mutex::new(JobIdGenerator::new()),
                 stops: AtomicU64::new(0),
+                active_workers: AtomicUsize::new(0),
             }),
         };
         engine.recover().await?;
@@ -553,21 +566,32 @@ impl Engine {
         );
     }
 
-    /// Hands ready tasks to new workers, as many at once as there are worker permits.
+    /// Hands ready tasks to new workers, as many at once as there are worker permits, unless
+    /// the attempts' threads are backlogged ([`Engine::backlogged`]).
     async fn dispatch(self) {
         loop {
             let Ok(permit) = self.inner.workers.clone().acquire_owned().await else {
                 return;
             };
             let entry = loop {
+                if self.inner.workers.is_closed() {
+                    return;
+                }
+                if self.backlogged() {
+                    // Not woken by the queue: under load it changes all the time.
+                    tokio::time::sleep(BACKLOG_RECHECK).await;
+                    continue;
+                }
                 if let Some(entry) = self.inner.queue.pop_runnable() {
                     break entry;
                 }
                 self.inner.queue.changed().await;
             };
             let engine = self.clone();
+            self.inner.active_workers.fetch_add(1, Ordering::SeqCst);
             self.inner.attempts.spawn(async move {
                 engine.work(entry).await;
+                engine.inner.active_workers.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);
             });
         }
@@ -575,14 +599,15 @@ impl Engine {
 
     /// A worker: runs `entry`'s task, then takes the next from the queue itself, until the
     /// queue has none it may run. While every worker is busy, tasks thus go from one to the
-    /// next on the attempts' threads, without a round trip through the dispatcher.
+    /// next on the attempts' threads, without a round trip through the dispatcher. A worker
+    /// also stops when the attempts' threads are backlogged.
     async fn work(&self, mut entry: Entry) {
         loop {
             if let Err(e) = self.run_task(&entry).await {
                 tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
             }
             self.inner.queue.finished(&entry);
-            if self.inner.workers.is_closed() {
+            if self.inner.workers.is_closed() || self.backlogged() {
                 return;
             }
             match self.inner.queue.pop_runnable() {
@@ -590,6 +615,15 @@ impl Engine {
                 None => return,
             }
         }
+    }
+
+    /// Whether the attempts' threads have more woken tasks waiting for them than
+    /// [`BACKLOG_LIMIT`] while at least [`MIN_WORKERS`] workers are at work. More workers would
+    /// then add no throughput, since the cores are busy, only delay: a worker woken by a flush
+    /// waits behind every task woken before it.
+    fn backlogged(&self) -> bool {
+        self.inner.active_workers.load(Ordering::SeqCst) >= MIN_WORKERS
+            && self.inner.attempts.metrics().global_queue_depth() > BACKLOG_LIMIT
     }
 
     /// Moves tasks whose retry is due, and parked tasks, into the ready queue.
