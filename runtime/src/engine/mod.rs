@@ -45,12 +45,12 @@ pub use kv::StoreKv;
 
 use queue::{Entry, ReadyQueue};
 
-/// Woken tasks waiting for the attempts' threads beyond which no worker starts or goes on
-/// to another task.
-const BACKLOG_LIMIT: usize = 16;
+/// Woken tasks waiting for the attempts' threads, per thread, beyond which no worker starts
+/// or goes on to another task.
+const BACKLOG_PER_THREAD: usize = 8;
 
-/// Workers that may always be at work, backlog or not.
-const MIN_WORKERS: usize = 8;
+/// Workers per attempts' thread that may always be at work, backlog or not.
+const MIN_WORKERS_PER_THREAD: usize = 4;
 
 /// How often the dispatcher looks again while the attempts' threads are backlogged.
 const BACKLOG_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -618,12 +618,14 @@ impl Engine {
     }
 
     /// Whether the attempts' threads have more woken tasks waiting for them than
-    /// [`BACKLOG_LIMIT`] while at least [`MIN_WORKERS`] workers are at work. More workers would
-    /// then add no throughput, since the cores are busy, only delay: a worker woken by a flush
-    /// waits behind every task woken before it.
+    /// [`BACKLOG_PER_THREAD`] each while at least [`MIN_WORKERS_PER_THREAD`] workers each are
+    /// at work. More workers would then add no throughput, since the cores are busy, only
+    /// delay: a worker woken by a flush waits behind every task woken before it.
     fn backlogged(&self) -> bool {
-        self.inner.active_workers.load(Ordering::SeqCst) >= MIN_WORKERS
-            && self.inner.attempts.metrics().global_queue_depth() > BACKLOG_LIMIT
+        let metrics = self.inner.attempts.metrics();
+        let threads = metrics.num_workers();
+        self.inner.active_workers.load(Ordering::SeqCst) >= MIN_WORKERS_PER_THREAD * threads
+            && metrics.global_queue_depth() > BACKLOG_PER_THREAD * threads
     }
 
     /// Moves tasks whose retry is due, and parked tasks, into the ready queue.
