@@ -8,9 +8,8 @@
 //!   fan-out of 1,000 machines and one of 10,000 (each listed in the job input) show whether
 //!   a job's size weighs on each of its steps. These run the whole engine on one runtime.
 //! - The same chains and fan-outs as the daemon runs them: attempts on a runtime of their
-//!   own, so that busy plugins never hold up its HTTP requests. That costs CPU per step
-//!   (commits, wake-ups and events cross between the two runtimes' threads), and these rows
-//!   say how much.
+//!   own, so that busy plugins never hold up its HTTP requests. Commits, wake-ups and events
+//!   then cross between the two runtimes' threads; these rows show what that costs.
 //! - Recovery: from opening the store to every one of 10,000 in-flight jobs resumed.
 //! - Memory: resident size with 10,000 jobs waiting on retry timers (measured in a child
 //!   process of its own, so earlier phases do not count).
@@ -322,7 +321,8 @@ async fn job_record_bytes(engine: &Engine) -> usize {
     serde_json::to_vec(&job).unwrap().len()
 }
 
-/// Rounds of 3-step chains and nothing else; see the module documentation.
+/// Rounds of 3-step chains (or of 10-wide fan-outs) and nothing else; see the module
+/// documentation.
 async fn profile_phase(dir: &Path, attempts: Option<tokio::runtime::Handle>) {
     let seconds: u64 = std::env::var("WEFT_BENCH_PROFILE_SECS")
         .ok()
@@ -485,8 +485,8 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
 
 /// Chains and fan-outs again, with attempts on a runtime of their own, as `weft serve` runs
 /// them (so that plugins at work never delay its HTTP requests). The phases above run the
-/// whole engine on one runtime, which costs less CPU per step: commits, wake-ups and events
-/// then stay on the same threads. These rows say what the daemon gets.
+/// whole engine on one runtime, where commits, wake-ups and events stay on the same threads.
+/// These rows say what the daemon gets.
 async fn daemon_arrangement_phase(
     dir: &Path,
     attempts: Option<tokio::runtime::Handle>,

@@ -7,7 +7,7 @@
 //! for all of them rather than once per commit, and the workers do not each pay for waking it.
 //! Each commit keeps the moment it was sent, which is when it was durable.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -50,7 +50,7 @@ impl EventSender {
             return;
         }
         let starts_batch = {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut pending = super::lock(&self.pending);
             pending.push((Instant::now(), events));
             pending.len() == 1
         };
@@ -59,8 +59,7 @@ impl EventSender {
             let pending = Arc::clone(&self.pending);
             tokio::spawn(async move {
                 tokio::task::yield_now().await;
-                let batch =
-                    std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
+                let batch = std::mem::take(&mut *super::lock(&pending));
                 // An error means nobody is watching any more, which is fine.
                 _ = channel.send(batch.into());
             });
