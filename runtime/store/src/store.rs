@@ -112,4 +112,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Resolves once everything committed before this call is durable. Cheap: it does not
     /// flush by itself, and concurrent callers share flushes.
     fn durable(&self) -> Durable;
+
+    /// Blocks until the background work on everything written so far is done: the sled
+    /// store puts off moving its journal into its tree while writes keep coming. For
+    /// measurements that must count that work; nothing else needs it.
+    fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

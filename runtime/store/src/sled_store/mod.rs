@@ -421,6 +421,12 @@ impl Store for SledStore {
     fn durable(&self) -> Durable {
         self.group_commit.request()
     }
+
+    fn settle(&self) -> Result<(), StoreError> {
+        self.trees
+            .jobs
+            .checkpoint_now(|| self.durable().wait_blocking())
+    }
 }
 
 #[cfg(test)]
