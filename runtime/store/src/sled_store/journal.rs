@@ -1026,6 +1026,15 @@ mod tests {
         }
     }
 
+    /// What the tree itself holds, journal aside.
+    fn stored(db: &sled::Db) -> Model {
+        db.open_tree("records")
+            .unwrap()
+            .iter()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect()
+    }
+
     /// Small records, and no checkpoint.
     fn never_checkpointing() -> Limits {
         Limits {
@@ -1266,12 +1275,7 @@ mod tests {
         tree.settle();
         assert_eq!(tree.checkpoints_done(), 1);
         assert_eq!(journal_files(&journal_dir(&dir)).unwrap(), []);
-        let stored: Model = db
-            .open_tree("records")
-            .unwrap()
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-            .collect();
+        let stored = stored(&db);
         assert_eq!(stored, model);
         assert_reads(&tree, &model);
     }
@@ -1356,43 +1360,42 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(60));
     }
 
+    /// Whether a checkpoint goes ahead while writes keep coming every 5 ms, with `limits`
+    /// and `then` keys written after the frozen ones ([`write_on`]).
+    fn checkpoints_while_writes_keep_coming(limits: Limits, then: u8) -> bool {
+        let (dir, db) = database();
+        let tree = journaled(&dir, &db, limits);
+        write_on(
+            &tree,
+            then,
+            Duration::from_millis(5),
+            Duration::from_secs(60),
+            |tree| tree.checkpoints_done() > 0,
+        )
+    }
+
     #[test]
     fn a_checkpoint_is_put_off_no_longer_than_its_limit() {
-        let (dir, db) = database();
         let limits = Limits {
             defer_quiet: Duration::from_secs(600),
             defer_at_most: Duration::from_millis(100),
             ..small_limits()
         };
-        let tree = journaled(&dir, &db, limits);
-        let done = write_on(
-            &tree,
-            0,
-            Duration::from_millis(5),
-            Duration::from_secs(60),
-            |tree| tree.checkpoints_done() > 0,
-        );
-        assert!(done, "the checkpoint went ahead while writes kept coming");
+        assert!(checkpoints_while_writes_keep_coming(limits, 0));
     }
 
     #[test]
     fn a_checkpoint_is_not_put_off_once_the_writes_waiting_fill_its_windows() {
-        let (dir, db) = database();
         let limits = Limits {
             defer_quiet: Duration::from_millis(50),
             defer_at_most: Duration::from_secs(600),
             ..small_limits()
         };
-        let tree = journaled(&dir, &db, limits);
         // 16 keys are frozen, and the next 64 fill 4 windows of 16.
-        let done = write_on(
-            &tree,
-            16 * DEFER_WINDOWS as u8,
-            Duration::from_millis(5),
-            Duration::from_secs(60),
-            |tree| tree.checkpoints_done() > 0,
-        );
-        assert!(done, "the checkpoint went ahead while writes kept coming");
+        assert!(checkpoints_while_writes_keep_coming(
+            limits,
+            16 * DEFER_WINDOWS as u8
+        ));
     }
 
     #[test]
@@ -1411,12 +1414,7 @@ mod tests {
         }
         let flusher = tree.flusher();
         tree.checkpoint_now(|| flusher.flush()).unwrap();
-        let stored: Model = db
-            .open_tree("records")
-            .unwrap()
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-            .collect();
+        let stored = stored(&db);
         assert_eq!(stored, model);
         assert_eq!(journal_files(&journal_dir(&dir)).unwrap(), []);
         assert_reads(&tree, &model);
