@@ -194,6 +194,7 @@ impl Engine {
         sandbox: Sandbox,
         config: EngineConfig,
     ) -> Result<Engine, StoreError> {
+        crate::tune_allocator();
         let attempts = config
             .attempts
             .clone()
