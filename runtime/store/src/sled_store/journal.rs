@@ -852,7 +852,7 @@ fn file_path(dir: &Path, generation: u64) -> PathBuf {
 }
 
 /// The journal files in `dir`, oldest first. Other files are left alone.
-fn journal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+pub(super) fn journal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     let entries = fs::read_dir(dir).map_err(|e| journal_error(dir, "cannot list", &e))?;
     let mut files = Vec::new();
     for entry in entries {

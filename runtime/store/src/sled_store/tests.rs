@@ -714,3 +714,27 @@ fn a_large_input_is_written_once_apart_from_the_head() {
     assert!(!store.trees.jobs.contains_key(small_input).unwrap());
     assert_eq!(store.job(small.id()).unwrap(), Some(small));
 }
+
+#[test]
+fn settling_moves_every_commit_into_the_tree_and_leaves_no_journal() {
+    let (dir, store) = temp_store();
+    let jobs: Vec<Job> = (0..20u8)
+        .map(|n| job_with_id(JobId::from_parts(Timestamp::from_unix_ms(5), [n; 10])))
+        .collect();
+    for job in &jobs {
+        store
+            .create_job(job, &JobMeta::new(0, "default", None), &[])
+            .unwrap();
+    }
+    let journal = dir.path().join("db").join(JOURNAL_DIR);
+    store.durable().wait_blocking().unwrap();
+    assert!(
+        !journal::journal_files(&journal).unwrap().is_empty(),
+        "20 jobs are far from a checkpoint's worth: the journal holds them"
+    );
+    store.settle().unwrap();
+    assert_eq!(journal::journal_files(&journal).unwrap(), []);
+    for job in &jobs {
+        assert_eq!(store.job(job.id()).unwrap().as_ref(), Some(job));
+    }
+}
