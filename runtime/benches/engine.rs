@@ -4,8 +4,9 @@
 //! - Throughput: many concurrent jobs of `echo` steps on a sled store, as 3-step chains and
 //!   as 10-wide fan-outs; durable steps per second (counting the store's background work on
 //!   what the run wrote, which it puts off while commits keep coming) and the p50/p99 time
-//!   from one step's durable start to the next one's. Baselines: the bare sandbox cost of the same steps,
-//!   and raw sled inserts of a job record's size through the same group-commit flusher. One
+//!   from one step's durable start to the next one's. Baselines: the bare sandbox cost of
+//!   the same steps, and raw sled inserts of a job record's size through the same
+//!   group-commit flusher. One
 //!   fan-out of 1,000 machines and one of 10,000 (each listed in the job input) show whether
 //!   a job's size weighs on each of its steps. These run the whole engine on one runtime.
 //! - The same chains and fan-outs as the daemon runs them: attempts on a runtime of their

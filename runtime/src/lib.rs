@@ -19,8 +19,8 @@ const _: () = assert!(libmimalloc_sys::mi_option_use_numa_nodes - 1 == MI_OPTION
 /// the OS. mimalloc's default is 10 ms. Giving memory back unmaps it, and interrupts every
 /// core to drop its stale address translations; measured with `bench engine`, the memory
 /// thousands of finished jobs freed at once went back in the middle of the next steps and
-/// stalled them for 5-40 ms (the 3,000-chain step-to-step p99 was 3.7-6.9 ms with the
-/// default, 1.7-1.9 ms with this).
+/// stalled them for 5-40 ms (the 3,000-chain step-to-step p99: median 2.2 ms over 8 runs
+/// with the default, 1.9 ms over 12 with this).
 const PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
 /// Sets the allocator's options, once per process. The engine calls it when it starts, so

@@ -263,6 +263,19 @@ impl Shared {
         Ok(())
     }
 
+    /// Waits until no checkpoint is ordered or under way; returns whether the checkpoint
+    /// thread is stopping instead.
+    fn wait_for_checkpoint(&self) -> bool {
+        let mut order = self.order();
+        while !order.stopping && (order.through.is_some() || self.overlay().frozen.is_some()) {
+            order = self
+                .wake
+                .wait(order)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        order.stopping
+    }
+
     /// Deletes the journal files up to `through`.
     fn delete_files(&self, through: u64) -> Result<(), StoreError> {
         for (generation, path) in journal_files(&self.dir)? {
@@ -420,15 +433,7 @@ impl JournaledTree {
             if let Err(error) = flush() {
                 break Err(error);
             }
-            let mut order = shared.order();
-            while !order.stopping && (order.through.is_some() || shared.overlay().frozen.is_some())
-            {
-                order = shared
-                    .wake
-                    .wait(order)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            if order.stopping || shared.overlay().active.is_empty() {
+            if shared.wait_for_checkpoint() || shared.overlay().active.is_empty() {
                 break Ok(());
             }
         };
@@ -1015,15 +1020,7 @@ mod tests {
 
         /// Waits until the checkpoint the last flush started, if any, is done.
         fn settle(&self) {
-            let mut order = self.shared.order();
-            while order.through.is_some() || self.shared.overlay().frozen.is_some() {
-                order = self
-                    .shared
-                    .wake
-                    .wait_timeout(order, Duration::from_secs(10))
-                    .unwrap()
-                    .0;
-            }
+            self.shared.wait_for_checkpoint();
         }
     }
 
