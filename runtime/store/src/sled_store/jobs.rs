@@ -32,18 +32,20 @@
 //!
 //! The checks a write makes before it (the job's previous state, the events already stored)
 //! read the tree without a lock. That is sound because the writes of one job never race: the
-//! engine commits a job only under that job's lock, and creations are serialized by
-//! [`SledStore`]'s creation lock. For the same reason the store can remember each unfinished
-//! job's head ([`KnownHeads`]) instead of reading it back before the next commit.
+//! engine commits a job only under that job's lock, and a creation holds [`CreationLocks`]
+//! for its job id and its idempotency key. For the same reason the store can remember each
+//! unfinished job's head ([`KnownHeads`]) instead of reading it back before the next commit.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use sled::IVec;
 use weft_domain::job::Outline;
 use weft_domain::{Event, Job, JobId, JobState};
 
+use super::SledStore;
 use super::codec::{decode, decode_versioned, encode};
 use super::fan_outs::FanOutsWritten;
 use super::keys::{self, tag};
@@ -51,7 +53,6 @@ use super::records::{
     EMPTY_ARRAY, HeadSections, decode_events, describe_chunk, describe_head, describe_record,
     encode_chunk, encode_events, encode_head, join_arrays, split_commit, split_head,
 };
-use super::{SledStore, lock};
 use crate::error::StoreError;
 use crate::format::check_written;
 use crate::job::{
@@ -127,6 +128,58 @@ impl KnownHeads {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(id, head);
+        }
+    }
+}
+
+/// Stripes of [`CreationLocks`]: enough that concurrent creations rarely share one.
+const CREATION_STRIPES: usize = 64;
+
+/// What makes a creation's checks and writes one step: its job id must still be free, and
+/// its idempotency key still unused. Only creations of the same id or key exclude each
+/// other, each holding the stripes their id and key hash to. With one lock for every
+/// creation, a creation holding it was now and then preempted by the OS, and every other
+/// creation then put its runtime thread to sleep: traced during `bench api` with 32 clients,
+/// the API's threads blocked on it about 500 times a second.
+#[derive(Debug)]
+pub(super) struct CreationLocks {
+    stripes: [Mutex<()>; CREATION_STRIPES],
+    hasher: RandomState,
+}
+
+impl Default for CreationLocks {
+    fn default() -> Self {
+        CreationLocks {
+            stripes: std::array::from_fn(|_| Mutex::new(())),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+/// The stripes a creation holds: one, or two taken in the order of their index, so that two
+/// creations never wait for each other.
+type CreationGuards<'a> = (MutexGuard<'a, ()>, Option<MutexGuard<'a, ()>>);
+
+impl CreationLocks {
+    fn stripe(&self, bytes: &[u8]) -> usize {
+        (self.hasher.hash_one(bytes) % CREATION_STRIPES as u64) as usize
+    }
+
+    /// Holds off every other creation of job `id` or with the idempotency entry `key`.
+    fn lock(&self, id: JobId, key: Option<&[u8]>) -> CreationGuards<'_> {
+        let by_id = self.stripe(&id.to_bytes());
+        let by_key = key.map(|key| self.stripe(key)).filter(|s| *s != by_id);
+        let lock = |stripe: usize| {
+            self.stripes[stripe]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        match by_key {
+            None => (lock(by_id), None),
+            Some(by_key) => {
+                let first = lock(by_id.min(by_key));
+                (first, Some(lock(by_id.max(by_key))))
+            }
         }
     }
 }
@@ -307,7 +360,7 @@ impl SledStore {
             .as_ref()
             .map(|key| keys::idempotency(job.workflow(), key));
         let tree = &self.trees.jobs;
-        let _creating = lock(&self.creating);
+        let _creating = self.creating.lock(id, idempotency.as_deref());
         if let Some(key) = &idempotency
             && let Some(existing) = tree.get(key)?
         {

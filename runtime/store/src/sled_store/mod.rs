@@ -25,8 +25,8 @@ mod records;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -174,8 +174,8 @@ fn check_format(db: &Db, meta: &Tree, jobs: &Tree) -> Result<(), StoreError> {
 /// [`SledStore::close`]) flushes a last time.
 pub struct SledStore {
     path: PathBuf,
-    /// Held while a job is created: the idempotency check and the write are one step.
-    creating: Mutex<()>,
+    /// Held while a job is created: its checks and writes are one step.
+    creating: jobs::CreationLocks,
     /// The head of each unfinished job this store wrote, so that a commit need not
     /// read it back.
     heads: jobs::KnownHeads,
@@ -222,7 +222,7 @@ impl SledStore {
         tracing::debug!(path = %path.display(), "opened store");
         Ok(SledStore {
             path: path.to_owned(),
-            creating: Mutex::new(()),
+            creating: jobs::CreationLocks::default(),
             heads: jobs::KnownHeads::default(),
             sled_written,
             group_commit,
@@ -276,12 +276,6 @@ fn open_unlocked(config: &SledConfig, path: &Path) -> Result<Db, StoreError> {
             opened => return Ok(opened?),
         }
     }
-}
-
-/// Locks a mutex that guards no data of its own, so a panic while it was held left nothing
-/// inconsistent.
-fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Turns the outcome of a sled transaction into the store's error.

@@ -44,6 +44,7 @@ conformance!(
     latest_definition_is_the_highest_version,
     created_jobs_keep_their_metadata_and_events,
     idempotency_keys_are_per_workflow,
+    racing_creations_create_each_job_once,
     commits_replace_the_job_and_append_events,
     failed_commits_change_nothing,
     events_page_after_a_sequence,
@@ -238,6 +239,78 @@ fn idempotency_keys_are_per_workflow(store: &dyn Store) {
             .unwrap(),
         CreateJob::Created
     );
+}
+
+/// Threads that create jobs at the same moment: with one idempotency key, exactly one job is
+/// created and every other creation names it; creating one job many times creates it once.
+fn racing_creations_create_each_job_once(store: &dyn Store) {
+    const RACERS: u64 = 8;
+    let definition = workflow("erase");
+    let race = |creations: Vec<(weft_domain::Job, weft_domain::Event, JobMeta)>| {
+        let barrier = std::sync::Barrier::new(creations.len());
+        std::thread::scope(|scope| {
+            let racers: Vec<_> = creations
+                .iter()
+                .map(|(job, created, meta)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        store.create_job(job, meta, std::slice::from_ref(created))
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .map(|racer| racer.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    for round in 0..20 {
+        let keyed = meta(Some(&format!("order-{round}")));
+        let creations: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (job, created) = job(&definition, 1_000 + round * 100 + i);
+                (job, created, keyed.clone())
+            })
+            .collect();
+        let ids: Vec<_> = creations.iter().map(|(job, _, _)| job.id()).collect();
+        let outcomes = race(creations);
+        let created: Vec<_> = ids
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| matches!(outcome, Ok(CreateJob::Created)))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(created.len(), 1, "round {round}: {outcomes:?}");
+        for (id, outcome) in ids.iter().zip(&outcomes) {
+            match outcome {
+                Ok(CreateJob::Existing(existing)) => assert_eq!(*existing, created[0]),
+                Ok(CreateJob::Created) => assert_eq!(*id, created[0]),
+                Err(e) => panic!("round {round}: {e}"),
+            }
+            let stored = store.job(*id).unwrap();
+            assert_eq!(stored.is_some(), *id == created[0], "round {round}");
+        }
+
+        let (job, created) = job(&definition, 9_000 + round);
+        let outcomes = race(
+            (0..RACERS)
+                .map(|_| (job.clone(), created.clone(), meta(None)))
+                .collect(),
+        );
+        let firsts = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(CreateJob::Created)))
+            .count();
+        assert_eq!(firsts, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(CreateJob::Created) | Err(StoreError::Conflict(_)))),
+            "round {round}: {outcomes:?}"
+        );
+        assert_eq!(store.events(job.id(), 0, 10).unwrap(), [created]);
+    }
 }
 
 fn commits_replace_the_job_and_append_events(store: &dyn Store) {
