@@ -156,8 +156,8 @@ impl Default for CreationLocks {
     }
 }
 
-/// The stripes a creation holds: one, or two taken in the order of their index, so that two
-/// creations never wait for each other.
+/// The stripes a creation holds: one, or two taken in the order of their index, so that no
+/// two creations each hold a stripe the other waits for.
 type CreationGuards<'a> = (MutexGuard<'a, ()>, Option<MutexGuard<'a, ()>>);
 
 impl CreationLocks {
