@@ -6,9 +6,9 @@
 //!   what the run wrote, which it puts off while commits keep coming) and the p50/p99 time
 //!   from one step's durable start to the next one's. Baselines: the bare sandbox cost of
 //!   the same steps, and raw sled inserts of a job record's size through the same
-//!   group-commit flusher. One
-//!   fan-out of 1,000 machines and one of 10,000 (each listed in the job input) show whether
-//!   a job's size weighs on each of its steps. These run the whole engine on one runtime.
+//!   group-commit flusher. One fan-out of 1,000 machines and one of 10,000 (each listed in
+//!   the job input) show whether a job's size weighs on each of its steps. These run the
+//!   whole engine on one runtime.
 //! - The same chains and fan-outs as the daemon runs them: attempts on a runtime of their
 //!   own, so that busy plugins never hold up its HTTP requests. Commits, wake-ups and events
 //!   then cross between the two runtimes' threads; these rows show what that costs.
