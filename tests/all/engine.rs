@@ -484,6 +484,104 @@ async fn disabling_a_plugin_stops_its_running_step_until_it_is_approved_again() 
     );
 }
 
+/// An engine of `workers` workers on a memory store that runs at most one task of the
+/// workflows `stuck` (a step that spins until it is cancelled) and `quick` (one `echo` step)
+/// at a time; both applied.
+async fn engine_one_at_a_time(workers: usize) -> Engine {
+    let config = EngineConfig {
+        workers,
+        limits: weft::engine::queue::Limits {
+            per_workflow: [("stuck".to_owned(), 1), ("quick".to_owned(), 1)].into(),
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(Arc::new(MemoryStore::new()), sandbox(), config)
+        .await
+        .unwrap();
+    for bytes in [plugin_bytes("echo"), fixture_bytes("spin")] {
+        let (record, _) = engine.add_plugin(&bytes).await.unwrap();
+        engine
+            .approve_plugin(&record.digest, PluginGrants::default())
+            .await
+            .unwrap();
+    }
+    apply(
+        &engine,
+        json!({
+            "name": "stuck", "version": 1,
+            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000,
+                       "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
+        }),
+    )
+    .await;
+    apply(
+        &engine,
+        json!({"name": "quick", "version": 1, "steps": [{"id": "a", "plugin": "echo@0", "input": {}}]}),
+    )
+    .await;
+    engine
+}
+
+fn spin_state(engine: &Engine, id: JobId) -> StepState {
+    let job = engine.job(id).unwrap().unwrap();
+    job.step(&"spin".parse().unwrap()).unwrap().state()
+}
+
+#[tokio::test]
+async fn a_first_step_free_to_run_begins_with_its_job_and_one_held_back_waits() {
+    let engine = engine_one_at_a_time(8).await;
+    let first = engine
+        .start_job(start_request("stuck", json!({}), None))
+        .await
+        .unwrap();
+    // Workers are free and nothing waits: the attempt began in the commit that created the
+    // job, so the step runs as soon as the job exists.
+    assert_eq!(spin_state(&engine, first), StepState::Running);
+    // The workflow's limit is reached: the next job's first step waits, not begun.
+    let second = engine
+        .start_job(start_request("stuck", json!({}), None))
+        .await
+        .unwrap();
+    assert_eq!(spin_state(&engine, second), StepState::Ready);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(spin_state(&engine, second), StepState::Ready);
+    // Once the first is done, the second runs, through the queue.
+    engine.cancel_job(first, None).await.unwrap();
+    wait_until(
+        "the second job's step to start",
+        Duration::from_secs(30),
+        || spin_state(&engine, second) == StepState::Running,
+    )
+    .await;
+    engine.cancel_job(second, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_start_that_finds_its_idempotent_job_leaves_no_task_counted() {
+    let engine = engine_one_at_a_time(8).await;
+    let first = engine
+        .start_job(start_request("quick", json!({}), Some("once")))
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(30), engine.wait_finished(first));
+    assert_eq!(done.await.unwrap().unwrap().state(), JobState::Succeeded);
+    // The same key again: the first job, and the attempt begun for the job that was not
+    // created is given back, so the workflow's one running task is free for the next job.
+    let again = engine
+        .start_job(start_request("quick", json!({}), Some("once")))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let next = engine
+        .start_job(start_request("quick", json!({}), None))
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(30), engine.wait_finished(next));
+    let job = done.await.expect("the next job ran").unwrap();
+    assert_eq!(job.state(), JobState::Succeeded);
+}
+
 /// Polls `ready` every 10 ms until it holds; fails the test, naming `what`, after `timeout`.
 async fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;

@@ -63,6 +63,19 @@ fn under(limit: Option<&usize>, running: Option<&usize>) -> bool {
     limit.is_none_or(|l| running.copied().unwrap_or(0) < *l)
 }
 
+/// Counts `entry` as running against its limits.
+fn count_running(inner: &mut Inner, entry: &Entry) {
+    *inner
+        .running_workflow
+        .entry(entry.workflow.clone())
+        .or_default() += 1;
+    *inner
+        .running_plugin
+        .entry(entry.plugin.clone())
+        .or_default() += 1;
+    *inner.running_queue.entry(entry.queue.clone()).or_default() += 1;
+}
+
 impl ReadyQueue {
     /// An empty queue with `limits`.
     pub fn new(limits: Limits) -> ReadyQueue {
@@ -103,30 +116,39 @@ impl ReadyQueue {
         let key = inner
             .waiting
             .iter()
-            .find(|(_, e)| {
-                under(
-                    self.limits.per_workflow.get(&e.workflow),
-                    inner.running_workflow.get(&e.workflow),
-                ) && under(
-                    self.limits.per_plugin.get(&e.plugin),
-                    inner.running_plugin.get(&e.plugin),
-                ) && under(
-                    self.limits.per_queue.get(&e.queue),
-                    inner.running_queue.get(&e.queue),
-                )
-            })
+            .find(|(_, e)| self.allows(&inner, e))
             .map(|(k, _)| *k)?;
         let entry = inner.waiting.remove(&key)?;
-        *inner
-            .running_workflow
-            .entry(entry.workflow.clone())
-            .or_default() += 1;
-        *inner
-            .running_plugin
-            .entry(entry.plugin.clone())
-            .or_default() += 1;
-        *inner.running_queue.entry(entry.queue.clone()).or_default() += 1;
+        count_running(&mut inner, &entry);
         Some(entry)
+    }
+
+    /// Counts `entry` as running without it ever waiting, as [`pop_runnable`] would have
+    /// taken it, when no task waits and its limits allow it to run now. A task that waits,
+    /// whatever its place, keeps the queue to its order: the entry is then not taken.
+    ///
+    /// [`pop_runnable`]: Self::pop_runnable
+    pub fn take_if_idle(&self, entry: &Entry) -> bool {
+        let mut inner = self.lock();
+        let idle = inner.waiting.is_empty() && self.allows(&inner, entry);
+        if idle {
+            count_running(&mut inner, entry);
+        }
+        idle
+    }
+
+    /// Whether the limits let `entry` run besides the tasks running now.
+    fn allows(&self, inner: &Inner, entry: &Entry) -> bool {
+        under(
+            self.limits.per_workflow.get(&entry.workflow),
+            inner.running_workflow.get(&entry.workflow),
+        ) && under(
+            self.limits.per_plugin.get(&entry.plugin),
+            inner.running_plugin.get(&entry.plugin),
+        ) && under(
+            self.limits.per_queue.get(&entry.queue),
+            inner.running_queue.get(&entry.queue),
+        )
     }
 
     /// Marks a task taken by [`pop_runnable`](Self::pop_runnable) as no longer running.
@@ -214,5 +236,24 @@ mod tests {
         assert!(q.pop_runnable().is_none());
         q.finished(&first);
         assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 2);
+    }
+
+    #[test]
+    fn a_task_is_taken_idle_only_past_an_empty_queue_and_within_its_limits() {
+        let limits = Limits {
+            per_workflow: HashMap::from([("slow".to_string(), 1)]),
+            ..Limits::default()
+        };
+        let q = ReadyQueue::new(limits);
+        let first = entry(1, "slow");
+        assert!(q.take_if_idle(&first));
+        // It counts as running: the next `slow` task is over the limit.
+        assert!(!q.take_if_idle(&entry(2, "slow")));
+        // A task that waits keeps the order, even for a task its limit would let run.
+        q.push(0, entry(3, "slow"));
+        assert!(!q.take_if_idle(&entry(4, "fast")));
+        q.finished(&first);
+        assert_eq!(q.pop_runnable().unwrap().job.to_bytes()[0], 3);
+        assert!(q.take_if_idle(&entry(4, "fast")));
     }
 }

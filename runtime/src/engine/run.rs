@@ -5,12 +5,13 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use tokio::sync::OwnedSemaphorePermit;
 use weft_domain::{
-    AttemptOutcome, AttemptReport, AttemptStart, JobId, Machine, PluginDigest,
-    PluginError as DomainPluginError, TaskKey,
+    AttemptOutcome, AttemptReport, AttemptStart, Effects, Job, JobId, Machine, PluginDigest,
+    PluginError as DomainPluginError, TaskKey, Timestamp,
 };
 use weft_sandbox::{Outcome, RunRequest, SandboxError, SandboxStop, StepLimitsOverride};
-use weft_store::StoreError;
+use weft_store::{JobMeta, StoreError};
 
 use super::catalogue::Runnable;
 use super::queue::Entry;
@@ -24,14 +25,22 @@ impl Engine {
     /// Runs `entry`'s task, and then, in the same worker, the next task of the same job and
     /// plugin that its result made ready (a chain runs without going back to the queue; the
     /// next attempt's start is committed with the previous result, in one transaction).
-    pub(super) async fn run_task(&self, entry: &Entry) -> Result<(), StoreError> {
+    /// `begun` is the task's attempt when it began with its job's creation.
+    pub(super) async fn run_task(
+        &self,
+        entry: &Entry,
+        begun: Option<Begun>,
+    ) -> Result<(), StoreError> {
         let Some(active) = self.active(entry.job) else {
             return Ok(());
         };
         let mut task = entry.task.clone();
-        let mut begun = match self.begin(entry, &active, &task).await? {
-            Some(begun) => begun,
-            None => return Ok(()),
+        let begun = match begun {
+            Some(begun) => Some(begun),
+            None => self.begin(entry, &active, &task).await?,
+        };
+        let Some(mut begun) = begun else {
+            return Ok(());
         };
         loop {
             let Some(report) = self.execute(entry, &task, &begun).await else {
@@ -89,6 +98,70 @@ impl Engine {
             runnable,
             workflow,
         }))
+    }
+
+    /// Begins one of a new job's first tasks (`effects.ready`, from starting it) in the commit
+    /// that creates the job, when the engine is lightly loaded ([`Engine::lightly_loaded`])
+    /// and the task would start at once anyway: a worker is free, no task waits in the queue,
+    /// the task's limits let it run and its plugin may run. The job's creation and the
+    /// attempt's start are then one durable commit instead of two, and the task never goes
+    /// through the queue. The claim must go to [`Engine::run_claimed`] once that commit is
+    /// durable, or back through [`Engine::release`].
+    pub(super) async fn begin_with_creation(
+        &self,
+        machine: &Machine<'_>,
+        job: &mut Job,
+        meta: &JobMeta,
+        effects: &mut Effects,
+        now: Timestamp,
+    ) -> Option<Claimed> {
+        let task = effects.ready.first()?.clone();
+        if effects.finished.is_some() || self.inner.workers.is_closed() || !self.lightly_loaded() {
+            return None;
+        }
+        let plugin = job.plugins().get(&task.step)?;
+        let digest = plugin.digest.clone();
+        let entry = Entry {
+            job: job.id(),
+            task: task.clone(),
+            workflow: job.workflow().to_string(),
+            plugin: plugin.name.to_string(),
+            queue: meta.queue.clone(),
+        };
+        let permit = self.inner.workers.clone().try_acquire_owned().ok()?;
+        let Ok(Some(runnable)) = self.inner.catalogue.runnable(&digest).await else {
+            return None;
+        };
+        if !self.inner.queue.take_if_idle(&entry) {
+            return None;
+        }
+        let stops_seen = self.stops_so_far();
+        let Ok((start, began)) = machine.begin_attempt(job, &task, now) else {
+            self.inner.queue.finished(&entry);
+            return None;
+        };
+        effects.ready.remove(0);
+        effects.events.extend(began.events);
+        Some(Claimed {
+            entry,
+            begun: Begun {
+                start,
+                stops_seen,
+                runnable,
+                workflow: job.workflow().to_string(),
+            },
+            permit,
+        })
+    }
+
+    /// Runs a claimed task, its creation durable, in a worker of its own.
+    pub(super) fn run_claimed(&self, claimed: Claimed) {
+        self.spawn_worker(claimed.entry, Some(claimed.begun), claimed.permit);
+    }
+
+    /// Gives back a claimed task whose job was not created after all.
+    pub(super) fn release(&self, claimed: Claimed) {
+        self.inner.queue.finished(&claimed.entry);
     }
 
     /// The plugin, loaded; `None` (and the task parked) when it may not run now.
@@ -279,8 +352,16 @@ impl Engine {
     }
 }
 
+/// A new job's first task, begun in its creation commit ([`Engine::begin_with_creation`]),
+/// with a worker for it and the queue's count of it as running.
+pub(super) struct Claimed {
+    entry: Entry,
+    begun: Begun,
+    permit: OwnedSemaphorePermit,
+}
+
 /// An attempt that has begun: what the worker needs to run it.
-struct Begun {
+pub(super) struct Begun {
     start: AttemptStart,
     /// The engine's count of stops before the attempt began.
     stops_seen: u64,
