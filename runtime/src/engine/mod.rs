@@ -608,15 +608,20 @@ impl Engine {
                 }
                 self.inner.queue.changed().await;
             };
-            self.spawn_worker(entry, None, permit);
+            self.spawn_worker(entry, permit);
         }
     }
 
-    /// Starts a worker on the attempts' threads, holding `permit`, for `entry` (whose attempt
-    /// has begun when `begun` is given).
-    fn spawn_worker(&self, entry: Entry, begun: Option<run::Begun>, permit: OwnedSemaphorePermit) {
-        let engine = self.clone();
+    /// Starts a worker on the attempts' threads, holding `permit`, for `entry`.
+    fn spawn_worker(&self, entry: Entry, permit: OwnedSemaphorePermit) {
         self.inner.active_workers.fetch_add(1, Ordering::SeqCst);
+        self.run_worker(entry, None, permit);
+    }
+
+    /// Starts a worker already counted in `active_workers`, holding `permit`, for `entry`
+    /// (whose attempt has begun when `begun` is given).
+    fn run_worker(&self, entry: Entry, begun: Option<run::Begun>, permit: OwnedSemaphorePermit) {
+        let engine = self.clone();
         self.inner.attempts.spawn(async move {
             engine.work(entry, begun).await;
             engine.inner.active_workers.fetch_sub(1, Ordering::SeqCst);
@@ -653,16 +658,6 @@ impl Engine {
         let threads = metrics.num_workers();
         self.inner.active_workers.load(Ordering::SeqCst) >= MIN_WORKERS_PER_THREAD * threads
             && metrics.global_queue_depth() > BACKLOG_PER_THREAD * threads
-    }
-
-    /// Whether fewer than [`MIN_WORKERS_PER_THREAD`] workers per attempts' thread are at work.
-    /// Past that, workers at work take new tasks from the queue as they finish theirs, which
-    /// costs less than starting a worker for each new job: measured with `bench api`, 32
-    /// clients starting one-step jobs as fast as they could spent 5% more CPU per job when
-    /// every job's first task that could went straight to a new worker.
-    fn lightly_loaded(&self) -> bool {
-        let threads = self.inner.attempts.metrics().num_workers();
-        self.inner.active_workers.load(Ordering::SeqCst) < MIN_WORKERS_PER_THREAD * threads
     }
 
     /// Moves tasks whose retry is due, and parked tasks, into the ready queue.
