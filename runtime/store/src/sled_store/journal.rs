@@ -18,14 +18,17 @@
 //!   go to a new file. Once those are durable, the checkpoint thread writes the latest value of
 //!   each frozen key into the tree (a job's head rewritten by many commits in between is
 //!   written once), flushes sled, deletes the journal files the frozen map came from, and drops
-//!   it. Reads consult the overlay, then the frozen map, then the tree.
+//!   it. Reads consult the overlay, then the frozen map, then the tree. The checkpoint thread
+//!   also creates the journal file after the one being written, ahead of need
+//!   ([`Shared::make_spare`]), so that creating files keeps off the commits' path.
 //! - A checkpoint is put off while writes keep coming, up to a bound
 //!   ([`Limits::defer_at_most`], or [`DEFER_WINDOWS`] checkpoints' worth of writes): it costs
 //!   as much CPU as the commits it follows, and run in the middle of a burst of them it took a
 //!   core from them, doubling their latency.
 //!
 //! A crash loses nothing durable, and leaves nothing half-done that readers trust:
-//! - Opening the store reads the journal files left, in order, back into the overlay, where
+//! - Opening the store deletes the empty journal files that end the list (made ahead, never
+//!   written), then reads the journal files left, in order, back into the overlay, where
 //!   they override the tree, and freezes them for a checkpoint at once, whether or not any
 //!   write follows. Opening stays fast however much the journal holds. A record the crash
 //!   cut short, at the end of the last file, was never reported durable: it is dropped, and
