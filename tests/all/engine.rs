@@ -56,6 +56,15 @@ fn flaky(retry: Value) -> Value {
     })
 }
 
+/// Workflow `stuck`: one step, `spin`, that loops until it is cancelled.
+fn stuck() -> Value {
+    json!({
+        "name": "stuck", "version": 1,
+        "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000,
+                   "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
+    })
+}
+
 /// Applies the `flaky` workflow with `retry` and starts a job of it.
 async fn start_flaky(engine: &Engine, retry: Value) -> JobId {
     apply(engine, flaky(retry)).await;
@@ -261,15 +270,7 @@ async fn a_retry_that_fell_due_while_the_job_was_paused_runs_after_resume() {
 #[tokio::test]
 async fn cancelling_a_job_stops_its_running_step() {
     let engine = engine().await;
-    apply(
-        &engine,
-        json!({
-            "name": "stuck", "version": 1,
-            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000,
-                       "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
-        }),
-    )
-    .await;
+    apply(&engine, stuck()).await;
     let id = engine
         .start_job(start_request("stuck", json!({}), None))
         .await
@@ -506,15 +507,7 @@ async fn engine_one_at_a_time(workers: usize) -> Engine {
             .await
             .unwrap();
     }
-    apply(
-        &engine,
-        json!({
-            "name": "stuck", "version": 1,
-            "steps": [{"id": "spin", "plugin": "weft-fixture-spin@0", "timeout_ms": 600000,
-                       "fuel": weft_domain::definition::MAX_FUEL, "input": {}}]
-        }),
-    )
-    .await;
+    apply(&engine, stuck()).await;
     apply(
         &engine,
         json!({"name": "quick", "version": 1, "steps": [{"id": "a", "plugin": "echo@0", "input": {}}]}),

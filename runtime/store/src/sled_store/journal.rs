@@ -1367,25 +1367,32 @@ mod tests {
         assert_reads(&tree, &model);
     }
 
-    #[test]
-    fn a_record_a_crash_cut_short_at_the_end_of_the_journal_is_dropped() {
-        let (dir, db) = database();
-        let never = never_checkpointing();
-        let mut model = journal_of(&dir, &db, never, 5);
-        let files = journal_files(&journal_dir(&dir)).unwrap();
-        let [(_, path)] = files.as_slice() else {
+    /// Writes a journal of 5 records ([`journal_of`]) in one file, whose last record then
+    /// loses its last 3 bytes, as a write a crash interrupted would. Returns the model
+    /// without that record, and the file's generation and path.
+    fn journal_cut_short(dir: &tempfile::TempDir, db: &sled::Db) -> (Model, u64, PathBuf) {
+        let mut model = journal_of(dir, db, never_checkpointing(), 5);
+        let files = journal_files(&journal_dir(dir)).unwrap();
+        let [(generation, path)] = files.as_slice() else {
             panic!("one journal file: {files:?}");
         };
-        // The last record loses its last 3 bytes, as a write a crash interrupted would.
         let length = fs::metadata(path).unwrap().len();
         let file = OpenOptions::new().write(true).open(path).unwrap();
         file.set_len(length - 3).unwrap();
         model.remove([4_u8].as_slice());
+        (model, *generation, path.clone())
+    }
+
+    #[test]
+    fn a_record_a_crash_cut_short_at_the_end_of_the_journal_is_dropped() {
+        let (dir, db) = database();
+        let never = never_checkpointing();
+        let (mut model, _, path) = journal_cut_short(&dir, &db);
         let tree = journaled(&dir, &db, never);
         assert_reads(&tree, &model);
         // The file is cut back to its whole records, and later writes follow them.
         let record = (FRAME_BYTES + 1 + 4 + 1 + 4 + 40) as u64;
-        assert_eq!(fs::metadata(path).unwrap().len(), 4 * record);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 4 * record);
         tree.insert([9], vec![9; 40]).unwrap();
         model.insert(vec![9], vec![9; 40]);
         tree.flusher().flush().unwrap();
@@ -1444,18 +1451,10 @@ mod tests {
     fn an_empty_journal_file_made_ahead_leaves_the_file_before_it_the_last() {
         let (dir, db) = database();
         let never = never_checkpointing();
-        let mut model = journal_of(&dir, &db, never, 5);
-        let files = journal_files(&journal_dir(&dir)).unwrap();
-        let [(generation, path)] = files.as_slice() else {
-            panic!("one journal file: {files:?}");
-        };
         // A crash cut the last record short, after the next file had been made ahead.
-        let length = fs::metadata(path).unwrap().len();
-        let file = OpenOptions::new().write(true).open(path).unwrap();
-        file.set_len(length - 3).unwrap();
+        let (mut model, generation, _) = journal_cut_short(&dir, &db);
         let spare = file_path(&journal_dir(&dir), generation + 1);
         File::create(&spare).unwrap();
-        model.remove([4_u8].as_slice());
         let tree = journaled(&dir, &db, never);
         assert_reads(&tree, &model);
         assert!(!spare.exists(), "the empty file is gone");
