@@ -176,6 +176,8 @@ pub struct SledStore {
     path: PathBuf,
     /// Held while a job is created: its checks and writes are one step.
     creating: jobs::CreationLocks,
+    /// The newest job id stored, for creations of newer ones to skip looking for it.
+    newest: jobs::NewestJob,
     /// The head of each unfinished job this store wrote, so that a commit need not
     /// read it back.
     heads: jobs::KnownHeads,
@@ -222,6 +224,7 @@ impl SledStore {
         tracing::debug!(path = %path.display(), "opened store");
         Ok(SledStore {
             path: path.to_owned(),
+            newest: jobs::NewestJob::read(&trees.jobs)?,
             creating: jobs::CreationLocks::default(),
             heads: jobs::KnownHeads::default(),
             sled_written,

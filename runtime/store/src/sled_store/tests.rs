@@ -738,3 +738,41 @@ fn settling_moves_every_commit_into_the_tree_and_leaves_no_journal() {
         assert_eq!(store.job(job.id()).unwrap().as_ref(), Some(job));
     }
 }
+
+#[test]
+fn a_job_created_again_after_reopening_is_refused_whether_newest_or_not() {
+    let (dir, store) = temp_store();
+    let older = job_with_id(JobId::from_parts(Timestamp::from_unix_ms(5), [1; 10]));
+    let newest = job_with_id(JobId::from_parts(Timestamp::from_unix_ms(9), [1; 10]));
+    let meta = JobMeta::new(0, "default", None);
+    for job in [&older, &newest] {
+        assert_eq!(
+            store.create_job(job, &meta, &[]).unwrap(),
+            CreateJob::Created
+        );
+    }
+    store.durable().wait_blocking().unwrap();
+    drop(store);
+    // Opening reads which job is the newest: a creation of it or of an older one looks for
+    // the job and finds it.
+    let store = SledStore::open(&dir.path().join("db"), SledConfig::default()).unwrap();
+    for job in [&newest, &older] {
+        assert!(
+            matches!(
+                store.create_job(job, &meta, &[]),
+                Err(StoreError::Conflict(_))
+            ),
+            "job {} was created twice",
+            job.id()
+        );
+    }
+    let newer = job_with_id(JobId::from_parts(Timestamp::from_unix_ms(10), [1; 10]));
+    assert_eq!(
+        store.create_job(&newer, &meta, &[]).unwrap(),
+        CreateJob::Created
+    );
+    assert!(matches!(
+        store.create_job(&newer, &meta, &[]),
+        Err(StoreError::Conflict(_))
+    ));
+}
