@@ -124,10 +124,42 @@ impl Engine {
         effects: &mut Effects,
         now: Timestamp,
     ) -> Option<Claimed> {
-        let task = effects.ready.first()?.clone();
-        if effects.finished.is_some() || self.inner.workers.is_closed() {
+        if effects.ready.is_empty() || effects.finished.is_some() || self.inner.workers.is_closed()
+        {
             return None;
         }
+        // Counted first, in one atomic step with the check: under load this is where a start
+        // stops, before any other work.
+        let light = MIN_WORKERS_PER_THREAD * self.inner.attempts.metrics().num_workers();
+        let counted =
+            self.inner
+                .active_workers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at_work| {
+                    (at_work < light).then_some(at_work + 1)
+                });
+        if counted.is_err() {
+            return None;
+        }
+        let claimed = self
+            .claim_first_task(machine, job, meta, effects, now)
+            .await;
+        if claimed.is_none() {
+            self.inner.active_workers.fetch_sub(1, Ordering::SeqCst);
+        }
+        claimed
+    }
+
+    /// [`Engine::begin_with_creation`] past its count of workers: takes a worker, the task's
+    /// place in the queue's counts and its plugin, and begins its attempt.
+    async fn claim_first_task(
+        &self,
+        machine: &Machine<'_>,
+        job: &mut Job,
+        meta: &JobMeta,
+        effects: &mut Effects,
+        now: Timestamp,
+    ) -> Option<Claimed> {
+        let task = effects.ready.first()?.clone();
         let plugin = job.plugins().get(&task.step)?;
         let digest = plugin.digest.clone();
         let entry = Entry {
@@ -141,31 +173,12 @@ impl Engine {
         let Ok(Some(runnable)) = self.inner.catalogue.runnable(&digest).await else {
             return None;
         };
-        let threads = self.inner.attempts.metrics().num_workers();
-        let light = MIN_WORKERS_PER_THREAD * threads;
-        let counted =
-            self.inner
-                .active_workers
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at_work| {
-                    (at_work < light).then_some(at_work + 1)
-                });
-        if counted.is_err() {
+        let stops_seen = self.stops_so_far();
+        if !self.inner.queue.take_if_idle(&entry) {
             return None;
         }
-        let stops_seen = self.stops_so_far();
-        let began = if self.inner.queue.take_if_idle(&entry) {
-            match machine.begin_attempt(job, &task, now) {
-                Ok(began) => Some(began),
-                Err(_) => {
-                    self.inner.queue.finished(&entry);
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let Some((start, began)) = began else {
-            self.inner.active_workers.fetch_sub(1, Ordering::SeqCst);
+        let Ok((start, began)) = machine.begin_attempt(job, &task, now) else {
+            self.inner.queue.finished(&entry);
             return None;
         };
         effects.ready.remove(0);

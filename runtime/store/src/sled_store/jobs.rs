@@ -185,7 +185,6 @@ impl CreationLocks {
     }
 }
 
-/// The JSON of the states in an `unfinished` entry: the job's, or, while it moves, both.
 /// The newest job id with a metadata entry. A creation looks for an existing job of its id
 /// only when the id is not newer: job ids are time-ordered, so almost every new job is newer
 /// than all others, and the lookup (a miss that walks the tree) cost 2.5% of the CPU of a
@@ -223,6 +222,7 @@ impl NewestJob {
     }
 }
 
+/// The JSON of the states in an `unfinished` entry: the job's, or, while it moves, both.
 fn encode_states(states: &[JobState]) -> Result<Vec<u8>, StoreError> {
     encode(&states, || "job states".to_owned())
 }
