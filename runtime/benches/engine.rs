@@ -21,8 +21,9 @@
 //! `WEFT_BENCH_PHASES=profile` runs none of that: only rounds of 3-step chains (or of 10-wide
 //! fan-outs, with `WEFT_BENCH_PROFILE_SHAPE=fan-outs`) for `WEFT_BENCH_PROFILE_SECS`
 //! (default 20), on one runtime (or as the daemon runs them, with
-//! `WEFT_BENCH_PROFILE_RUNTIMES=daemon`), printing each round's rate and CPU per step, so
-//! that a profiler attached to it samples the engine's steady state and nothing else.
+//! `WEFT_BENCH_PROFILE_RUNTIMES=daemon`), printing each round's rate, CPU per step and
+//! step-to-step p99, so that a profiler attached to it samples the engine's steady state and
+//! nothing else, and so that many rounds show how a change moves the tail.
 
 #![allow(clippy::print_stdout)]
 
@@ -358,9 +359,13 @@ async fn profile_phase(dir: &Path, attempts: Option<tokio::runtime::Handle>) {
                 throughput(&engine, "chain", CHAIN_JOBS, input, 3).await,
             )
         };
+        let mut gaps = run.gaps;
+        gaps.sort();
         eprintln!(
-            "{shape}: {:.0} steps/s, {:.0} us CPU per step",
-            run.rate, run.cpu_us_per_step
+            "{shape}: {:.0} steps/s, {:.0} us CPU per step, step-to-step p99 {:.2} ms",
+            run.rate,
+            run.cpu_us_per_step,
+            percentile(&gaps, 0.99).as_secs_f64() * 1e3
         );
     }
 }
