@@ -247,11 +247,13 @@ impl Metrics {
 
     async fn watch(self: Arc<Self>, mut events: EventReceiver) {
         loop {
-            let received = events.recv().await;
+            // One lock, and one update of the running count, for all the events of a
+            // publication: a flush makes many commits durable at once.
+            let received = events.recv_many().await;
             let running = {
                 let mut counters = self.counters();
                 match received {
-                    Ok(event) => counters.apply(&event),
+                    Ok(received) => received.iter().for_each(|event| counters.apply(event)),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(
                             missed_commits = missed,
@@ -265,7 +267,11 @@ impl Metrics {
                 }
                 counters.running.len()
             };
-            self.running.send_replace(running);
+            self.running.send_if_modified(|count| {
+                let changed = *count != running;
+                *count = running;
+                changed
+            });
         }
     }
 

@@ -82,6 +82,26 @@ struct Position {
     event: usize,
 }
 
+/// Events [`EventReceiver::recv_many`] handed out, in order.
+#[derive(Debug)]
+pub struct Received {
+    batch: Batch,
+    /// Where the events handed out start.
+    commit: usize,
+    event: usize,
+}
+
+impl Received {
+    /// The events, in commit order.
+    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+        let (commit, event) = (self.commit, self.event);
+        self.batch[commit..]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, (_, events))| &events[if i == 0 { event } else { 0 }..])
+    }
+}
+
 /// Every event committed after it was made, in commit order; see [`EventReceiver::recv`].
 #[derive(Debug)]
 pub struct EventReceiver {
@@ -96,6 +116,38 @@ impl EventReceiver {
     /// means the engine is gone. Cancel-safe: no event is lost when the future is dropped.
     pub async fn recv(&mut self) -> Result<Event, RecvError> {
         Ok(self.recv_published().await?.1)
+    }
+
+    /// Every event that can be had without waiting again: the rest of the publication being
+    /// handed out, or else all of the next one, borrowed rather than cloned. For a watcher
+    /// that acts on each event under one lock. Errors and cancel-safety as in
+    /// [`recv`](Self::recv).
+    pub async fn recv_many(&mut self) -> Result<Received, RecvError> {
+        loop {
+            let Position {
+                batch,
+                commit,
+                event,
+            } = match self.current.take() {
+                Some(position) => position,
+                None => Position {
+                    batch: self.batches.recv().await?,
+                    commit: 0,
+                    event: 0,
+                },
+            };
+            let left = batch
+                .get(commit)
+                .is_some_and(|(_, events)| event < events.len())
+                || batch.len() > commit + 1;
+            if left {
+                return Ok(Received {
+                    batch,
+                    commit,
+                    event,
+                });
+            }
+        }
     }
 
     /// The next event, as [`recv`](Self::recv) gives it, with the moment its commit was
@@ -206,6 +258,26 @@ mod tests {
         send_published(&sender, commit(6, 1)).await;
         assert_eq!(receiver.batches.len(), 2, "two publications");
         assert_eq!(sequences(&mut receiver, 6).await, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[tokio::test]
+    async fn receiving_many_hands_out_the_rest_of_a_publication_then_the_next_whole() {
+        let sender = EventSender::new();
+        let mut receiver = sender.subscribe();
+        sender.send(commit(1, 2));
+        sender.send(Vec::new());
+        send_published(&sender, commit(3, 2)).await;
+        send_published(&sender, commit(5, 1)).await;
+        assert_eq!(sequences(&mut receiver, 1).await, [1]);
+        let many = |received: Received| received.iter().map(|e| e.sequence).collect::<Vec<_>>();
+        assert_eq!(many(receiver.recv_many().await.unwrap()), [2, 3, 4]);
+        assert_eq!(many(receiver.recv_many().await.unwrap()), [5]);
+        // Taken whole, the last publication leaves nothing: the next receive waits.
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(1), receiver.recv_many()).await;
+        assert!(waiting.is_err(), "there is no sixth event yet");
+        send_published(&sender, commit(6, 1)).await;
+        assert_eq!(sequences(&mut receiver, 1).await, [6]);
     }
 
     #[tokio::test]

@@ -42,7 +42,7 @@ use weft_sandbox::Sandbox;
 use weft_store::{CreateJob, JobMeta, PluginGrants, PluginRecord, Store, StoreError};
 
 pub use catalogue::{Applied, ApplyError, PluginError, problems_text};
-pub use events::EventReceiver;
+pub use events::{EventReceiver, Received};
 pub use kv::StoreKv;
 
 use queue::{Entry, ReadyQueue};
