@@ -20,7 +20,8 @@
 //!   written once), flushes sled, deletes the journal files the frozen map came from, and drops
 //!   it. Reads consult the overlay, then the frozen map, then the tree. The checkpoint thread
 //!   also creates the journal file after the one being written, ahead of need
-//!   ([`Shared::make_spare`]), so that creating files keeps off the commits' path.
+//!   ([`Shared::make_spare`]), and opening the store creates the first two, so that creating
+//!   files keeps off the commits' path.
 //! - A checkpoint is put off while writes keep coming, up to a bound
 //!   ([`Limits::defer_at_most`], or [`DEFER_WINDOWS`] checkpoints' worth of writes): it costs
 //!   as much CPU as the commits it follows, and run in the middle of a burst of them it took a
@@ -392,10 +393,11 @@ impl JournaledTree {
             order: Mutex::new(order),
             wake: Condvar::new(),
         });
-        // The flusher creates the first file it writes to. The next one is made now, while
-        // nothing waits on it; each checkpoint order makes the one after the file the flusher
-        // is writing then.
+        // The first file the flusher writes to, and the one after it, are made now, while
+        // nothing waits on them; each checkpoint order makes the one after the file the
+        // flusher is writing then.
         let first = shared.overlay().generation;
+        shared.make_spare(first);
         shared.make_spare(first + 1);
         let checkpoints = thread::Builder::new()
             .name("weft-store-checkpoint".to_owned())
@@ -1414,8 +1416,13 @@ mod tests {
                 .map(|(generation, _)| generation)
                 .collect()
         };
-        // The flusher creates file 0 at its first flush; file 1 is made as the tree opens.
-        assert_eq!(spares(&tree), [1]);
+        // Files 0 and 1 are made as the tree opens, before any write: the flusher's first
+        // write goes into file 0 as made.
+        assert_eq!(spares(&tree), [0, 1]);
+        assert_eq!(
+            generations(journal_files(&journal_dir(&dir)).unwrap()),
+            [0, 1]
+        );
         // 16 keys freeze generation 0; its checkpoint makes file 2 while the flusher goes on
         // with file 1.
         for key in 0..16 {
@@ -1457,7 +1464,15 @@ mod tests {
         File::create(&spare).unwrap();
         let tree = journaled(&dir, &db, never);
         assert_reads(&tree, &model);
-        assert!(!spare.exists(), "the empty file is gone");
+        let holding: Vec<u64> = files_holding_records(&journal_dir(&dir))
+            .into_iter()
+            .map(|(generation, _)| generation)
+            .collect();
+        assert_eq!(
+            holding,
+            [generation],
+            "the cut-short file, cut back, ends the journal"
+        );
         tree.insert([9], vec![9; 40]).unwrap();
         model.insert(vec![9], vec![9; 40]);
         tree.flusher().flush().unwrap();
