@@ -419,24 +419,23 @@ impl Engine {
             .map_err(|e| StartError::Invalid(e.to_string()))?;
         effects.events.insert(0, created);
         let meta = JobMeta::new(request.priority, request.queue, request.idempotency_key);
-        let claimed = self
+        let mut claimed = self
             .begin_with_creation(&machine, &mut job, &meta, &mut effects, now)
             .await;
-        let durable = match self.inner.store.create_job(&job, &meta, &effects.events) {
-            Ok(CreateJob::Created) => self.inner.store.durable().wait().await,
-            Ok(CreateJob::Existing(existing)) => {
-                if let Some(claimed) = claimed {
-                    self.release(claimed);
-                }
-                return Ok(existing);
-            }
+        let found = match self.inner.store.create_job(&job, &meta, &effects.events) {
+            Ok(CreateJob::Created) => self.inner.store.durable().wait().await.map(|()| None),
+            Ok(CreateJob::Existing(existing)) => Ok(Some(existing)),
             Err(e) => Err(e),
         };
-        if let Err(e) = durable {
-            if let Some(claimed) = claimed {
-                self.release(claimed);
-            }
-            return Err(e.into());
+        // A start that finds its idempotent job already there, or whose commit failed, gives
+        // back the task it claimed.
+        if !matches!(found, Ok(None))
+            && let Some(claimed) = claimed.take()
+        {
+            self.release(claimed);
+        }
+        if let Some(existing) = found? {
+            return Ok(existing);
         }
         let ready = effects.ready.clone();
         let active = Active {
