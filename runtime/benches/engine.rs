@@ -10,8 +10,9 @@
 //!   the job input) show whether a job's size weighs on each of its steps. These run the
 //!   whole engine on one runtime.
 //! - The same chains and fan-outs as the daemon runs them: attempts on a runtime of their
-//!   own, so that busy plugins never hold up its HTTP requests. Commits, wake-ups and events
-//!   then cross between the two runtimes' threads; these rows show what that costs.
+//!   own (half the cores' threads by default), so that busy plugins never hold up its HTTP
+//!   requests. Commits, wake-ups and events then cross between the two runtimes' threads;
+//!   these rows show what that costs.
 //! - Recovery: from opening the store to every one of 10,000 in-flight jobs resumed.
 //! - Memory: resident size with 10,000 jobs waiting on retry timers (measured in a child
 //!   process of its own, so earlier phases do not count).
@@ -686,9 +687,10 @@ fn memory_phase(out: &mut Vec<Row>) {
 
 /// Runs a phase on the engine's runtime (two worker threads, one per core), given a fresh
 /// directory for its database, and with `own_attempts` a runtime for attempts beside it,
-/// the daemon's own ([`weft::daemon::attempt_runtime`]), whose handle the phase gets. The
-/// directory outlives the runtimes, whose tasks hold the store until they are dropped: the
-/// store's last writes need it. The phase runs as a task on the runtime's workers, as the
+/// the daemon's own ([`weft::daemon::attempt_runtime`], with the daemon's default number of
+/// threads), whose handle the phase gets. The directory outlives the runtimes, whose tasks
+/// hold the store until they are dropped: the store's last writes need it. The phase runs
+/// as a task on the runtime's workers, as the
 /// daemon's own watchers do: run on the thread that blocks on the runtime, it would be woken
 /// from sleep by every commit it watches, and the engine would pay for those wake-ups.
 fn on_engine_runtime<T, F>(
@@ -700,7 +702,8 @@ where
     F: Future<Output = T> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let attempts = own_attempts.then(|| weft::daemon::attempt_runtime().unwrap());
+    let attempts = own_attempts
+        .then(|| weft::daemon::attempt_runtime(weft::daemon::default_attempt_threads()).unwrap());
     let runtime = bench_runtime();
     let handle = attempts.as_ref().map(|a| a.handle().clone());
     let task = runtime.spawn(phase(dir.path().to_path_buf(), handle));

@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! workers = 16                    # attempts running at once
+//! attempt_threads = 2             # threads that run them; default: half the cores, at least 1
 //! max_unfinished_jobs = 100000    # more answer 429
 //! max_component_bytes = 33554432  # largest plugin upload
 //! max_request_body_bytes = 1048576
@@ -26,6 +27,9 @@ use serde::Deserialize;
 
 /// Most workers: the sandbox reserves this many instance slots.
 const MAX_WORKERS: usize = 256;
+
+/// Most threads for attempts.
+const MAX_ATTEMPT_THREADS: usize = 1024;
 
 /// Largest plugin upload that can be allowed: 1 GiB.
 const MAX_COMPONENT_BYTES: usize = 1024 * 1024 * 1024;
@@ -80,6 +84,8 @@ pub struct RawConcurrency {
 pub struct RawConfig {
     /// Attempts running at once.
     pub workers: Option<usize>,
+    /// Threads that run attempts.
+    pub attempt_threads: Option<usize>,
     /// Unfinished jobs accepted at once.
     pub max_unfinished_jobs: Option<usize>,
     /// Largest plugin upload, in bytes.
@@ -124,6 +130,8 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// Attempts running at once.
     pub workers: usize,
+    /// Threads that run attempts, on a runtime of their own.
+    pub attempt_threads: usize,
     /// Unfinished jobs accepted at once.
     pub max_unfinished_jobs: usize,
     /// Largest plugin upload, in bytes.
@@ -196,6 +204,13 @@ impl DaemonConfig {
                 1,
                 MAX_WORKERS,
             )?,
+            attempt_threads: in_range(
+                "attempt_threads",
+                raw.attempt_threads
+                    .unwrap_or_else(super::default_attempt_threads),
+                1,
+                MAX_ATTEMPT_THREADS,
+            )?,
             max_unfinished_jobs: in_range(
                 "max_unfinished_jobs",
                 raw.max_unfinished_jobs
@@ -256,16 +271,19 @@ mod tests {
         assert!(!config.auto_approve);
         assert_eq!(config.max_component_bytes, 32 * 1024 * 1024);
         assert_eq!(config.listen.port(), 0);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(config.attempt_threads, (cores / 2).max(1));
     }
 
     #[test]
     fn files_are_strict_and_values_checked() {
         let raw: RawConfig = toml::from_str(
-            "workers = 8\nauto_approve = true\n[concurrency]\nper_queue = { bulk = 2 }",
+            "workers = 8\nattempt_threads = 3\nauto_approve = true\n[concurrency]\nper_queue = { bulk = 2 }",
         )
         .unwrap();
         let config = DaemonConfig::new("d".into(), "127.0.0.1:8080", raw, None).unwrap();
         assert_eq!(config.workers, 8);
+        assert_eq!(config.attempt_threads, 3);
         assert!(config.auto_approve);
         assert_eq!(config.concurrency.per_queue["bulk"], 2);
 
@@ -278,6 +296,15 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "`workers` must be between 1 and 256, got 0"
+        );
+        let no_threads = RawConfig {
+            attempt_threads: Some(0),
+            ..RawConfig::default()
+        };
+        let error = DaemonConfig::new("d".into(), "127.0.0.1:8080", no_threads, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`attempt_threads` must be between 1 and 1024, got 0"
         );
         let error =
             DaemonConfig::new("d".into(), "localhost", RawConfig::default(), None).unwrap_err();

@@ -174,3 +174,17 @@ async fn draining_gives_up_after_the_grace_period() {
     assert_eq!(daemon.shutdown().await.unwrap().interrupted_attempts, 1);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn attempts_run_on_as_many_threads_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = RawConfig {
+        attempt_threads: Some(3),
+        ..RawConfig::default()
+    };
+    let config = DaemonConfig::new(dir.path().join("data"), "127.0.0.1:0", raw, None).unwrap();
+    let daemon = Daemon::start(config).await.unwrap();
+    let runtime = daemon.attempts.0.as_ref().unwrap();
+    assert_eq!(runtime.metrics().num_workers(), 3);
+    daemon.shutdown().await.unwrap();
+}
