@@ -86,10 +86,9 @@ pub struct Daemon {
 }
 
 /// The runtime attempts run on, with [`DaemonConfig::attempt_threads`] worker threads.
-/// [`stop`](Self::stop) ends
-/// what still runs on it once draining is over; dropping it instead (a daemon dropped
-/// without [`Daemon::shutdown`], in async code as often as not) abandons that work without
-/// waiting for it, as when the process exits.
+/// [`stop`](Self::stop) ends what still runs on it once draining is over; dropping it
+/// instead (a daemon dropped without [`Daemon::shutdown`], in async code as often as not)
+/// abandons that work without waiting for it, as when the process exits.
 #[derive(Debug)]
 struct AttemptRuntime(Option<tokio::runtime::Runtime>);
 
@@ -98,8 +97,8 @@ struct AttemptRuntime(Option<tokio::runtime::Runtime>);
 ///
 /// Measured on 2 cores (`bench api` and `bench engine`, interleaved with 2 attempt threads):
 /// with 1, the API started 17% more jobs per second at 16% less CPU each, its p99 at 32
-/// clients fell from 4.8-4.9 to 4.1 ms, and starts behind four spinning plugins kept a core
-/// to themselves. Fewer threads on the cores wake and steal from each other less: the
+/// clients fell from 4.7-5.2 to 4.1-4.4 ms (5 pairs), and starts behind four spinning
+/// plugins kept a core to themselves. Fewer threads on the cores wake and steal from each other less: the
 /// engine's steps cost 15-20% less CPU. The price: plugins together get half the cores, so
 /// the engine alone, chains of `echo` steps and nothing else, ran 10-15% fewer steps per
 /// second. For plugins that compute rather than wait, raise `attempt_threads`.
