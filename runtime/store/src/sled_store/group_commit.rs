@@ -24,9 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
-use crate::durable::{Durable, FailedFlush, FlushProgress};
+use crate::durable::{Durable, FailedFlush, Progress};
 use crate::error::StoreError;
 
 /// Pending requests that end the linger early.
@@ -49,7 +47,7 @@ pub(crate) struct GroupCommit {
 struct Shared {
     requests: Mutex<Requests>,
     wake: Condvar,
-    progress: watch::Sender<FlushProgress>,
+    progress: Arc<Progress>,
     flushes: AtomicU64,
 }
 
@@ -89,7 +87,7 @@ impl GroupCommit {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
-            progress: watch::channel(FlushProgress::default()).0,
+            progress: Arc::default(),
             flushes: AtomicU64::new(0),
         });
         let thread = thread::Builder::new()
@@ -107,7 +105,6 @@ impl GroupCommit {
 
     /// A [`Durable`] that resolves once everything committed before this call is flushed.
     pub fn request(&self) -> Durable {
-        let progress = self.shared.progress.subscribe();
         let (generation, wake) = {
             let mut requests = self.shared.requests();
             requests.requested += 1;
@@ -117,7 +114,7 @@ impl GroupCommit {
         if wake {
             self.shared.wake.notify_one();
         }
-        Durable::after(generation, progress)
+        Durable::after(generation, Arc::clone(&self.shared.progress))
     }
 
     /// How many flushes the flusher has done.
@@ -134,11 +131,14 @@ impl GroupCommit {
         self.shared.requests().stopping = true;
         // Wakes the flusher whether it waits for a request or lingers.
         self.shared.wake.notify_one();
-        thread.join().unwrap_or_else(|_| {
+        let last = thread.join().unwrap_or_else(|_| {
             Err(StoreError::Backend(
                 "the flusher thread panicked".to_owned(),
             ))
-        })
+        });
+        // Requests the last flush did not cover never will be.
+        self.shared.progress.close();
+        last
     }
 }
 
@@ -203,14 +203,12 @@ fn run_flusher(
         shared.flushes.fetch_add(1, Ordering::Relaxed);
         attempted = target;
         match &outcome {
-            Ok(()) => shared.progress.send_modify(|p| p.flushed = target),
+            Ok(()) => shared.progress.flushed(target),
             Err(error) => {
                 tracing::error!(%error, generation = target, "flushing the store failed");
-                shared.progress.send_modify(|p| {
-                    p.failed = Some(FailedFlush {
-                        through: target,
-                        message: error.to_string(),
-                    });
+                shared.progress.failed(FailedFlush {
+                    through: target,
+                    message: error.to_string(),
                 });
             }
         }
