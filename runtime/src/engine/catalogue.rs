@@ -109,7 +109,15 @@ pub(super) struct Catalogue {
     latest: Mutex<HashMap<WorkflowName, u32>>,
     /// The approved plugins; dropped when a plugin is added, approved or disabled.
     approved: Mutex<Option<Arc<Vec<CatalogueEntry>>>>,
-    runnable: tokio::sync::Mutex<HashMap<PluginDigest, Arc<Runnable>>>,
+    /// Plugins loaded for running, by digest. Every attempt looks its plugin up here, so the
+    /// lock is never held across an await: a lock that tasks wait for in turn (as an async
+    /// mutex hands itself over) made every lookup wait for each task before it to be
+    /// scheduled, and under load steps queued behind one another for tens of milliseconds.
+    runnable: Mutex<HashMap<PluginDigest, Arc<Runnable>>>,
+    /// Held while a plugin is loaded into `runnable`, or dropped from it: a plugin is loaded
+    /// once however many tasks miss it, and a status change cannot be undone by a load that
+    /// read the plugin before it.
+    loading: tokio::sync::Mutex<()>,
 }
 
 fn digest_of(plugin: &Plugin) -> PluginDigest {
@@ -149,7 +157,8 @@ impl Catalogue {
             definitions: Mutex::default(),
             latest: Mutex::default(),
             approved: Mutex::default(),
-            runnable: tokio::sync::Mutex::default(),
+            runnable: Mutex::default(),
+            loading: tokio::sync::Mutex::default(),
         }
     }
 
@@ -227,7 +236,8 @@ impl Catalogue {
         self.store.update_plugin(&record)?;
         *lock(&self.approved) = None;
         self.store.durable().wait().await?;
-        self.runnable.lock().await.remove(digest);
+        let _loading = self.loading.lock().await;
+        lock(&self.runnable).remove(digest);
         Ok(record)
     }
 
@@ -353,9 +363,13 @@ impl Catalogue {
 
     /// The plugin with `digest`, loaded, with its grants; `Ok(None)` when it is not approved.
     pub async fn runnable(&self, digest: &PluginDigest) -> Result<Option<Arc<Runnable>>, String> {
-        let mut cache = self.runnable.lock().await;
-        if let Some(r) = cache.get(digest) {
-            return Ok(Some(r.clone()));
+        if let Some(runnable) = lock(&self.runnable).get(digest) {
+            return Ok(Some(runnable.clone()));
+        }
+        let _loading = self.loading.lock().await;
+        // Another task may have loaded it meanwhile.
+        if let Some(runnable) = lock(&self.runnable).get(digest) {
+            return Ok(Some(runnable.clone()));
         }
         let record = self
             .store
@@ -373,7 +387,7 @@ impl Catalogue {
         let plugin = self.sandbox.load(&bytes).await.map_err(|e| e.to_string())?;
         let grants = sandbox_grants(&record.grants)?;
         let runnable = Arc::new(Runnable { plugin, grants });
-        cache.insert(digest.clone(), runnable.clone());
+        lock(&self.runnable).insert(digest.clone(), runnable.clone());
         Ok(Some(runnable))
     }
 }
@@ -386,4 +400,53 @@ pub fn problems_text(problems: &Problems) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use weft_sandbox::SandboxConfig;
+    use weft_store::MemoryStore;
+
+    use super::*;
+    use crate::engine::StoreKv;
+
+    #[tokio::test]
+    async fn a_loaded_plugin_is_found_while_another_load_holds_the_loading_lock() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let artifacts = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(
+            SandboxConfig {
+                artifact_dir: Some(artifacts.path().to_path_buf()),
+                max_instances: 2,
+                ..SandboxConfig::default()
+            },
+            Arc::new(StoreKv::new(store.clone())),
+        )
+        .unwrap();
+        let catalogue = Catalogue::new(store, sandbox);
+        let (record, _) = catalogue
+            .add_plugin(&crate::api::tests::plugin("echo"))
+            .await
+            .unwrap();
+        catalogue
+            .approve(&record.digest, PluginGrants::default())
+            .await
+            .unwrap();
+        let loaded = catalogue.runnable(&record.digest).await.unwrap();
+        assert!(loaded.is_some(), "an approved plugin is runnable");
+        // A load of another plugin under way (as long as a large component compiles) must
+        // not hold up the attempts of plugins already loaded.
+        let _loading = catalogue.loading.lock().await;
+        let found =
+            tokio::time::timeout(Duration::from_secs(30), catalogue.runnable(&record.digest))
+                .await
+                .expect("a loaded plugin does not wait for another one's load");
+        assert!(
+            found
+                .unwrap()
+                .is_some_and(|r| Arc::ptr_eq(&r, &loaded.unwrap()))
+        );
+    }
 }
