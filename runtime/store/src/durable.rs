@@ -188,6 +188,8 @@ impl Future for Wait {
         let this = self.get_mut();
         let mut state = this.progress.state();
         if let Some(outcome) = state.outcome(this.generation) {
+            // Its entry, if it had one, was taken out as it ended: nothing for drop to do.
+            this.place = None;
             return Poll::Ready(outcome);
         }
         let place = *this.place.get_or_insert_with(|| {
