@@ -690,9 +690,9 @@ fn memory_phase(out: &mut Vec<Row>) {
 /// the daemon's own ([`weft::daemon::attempt_runtime`], with the daemon's default number of
 /// threads), whose handle the phase gets. The directory outlives the runtimes, whose tasks
 /// hold the store until they are dropped: the store's last writes need it. The phase runs
-/// as a task on the runtime's workers, as the
-/// daemon's own watchers do: run on the thread that blocks on the runtime, it would be woken
-/// from sleep by every commit it watches, and the engine would pay for those wake-ups.
+/// as a task on the runtime's workers, as the daemon's own watchers do: run on the thread
+/// that blocks on the runtime, it would be woken from sleep by every commit it watches, and
+/// the engine would pay for those wake-ups.
 fn on_engine_runtime<T, F>(
     own_attempts: bool,
     phase: impl FnOnce(PathBuf, Option<tokio::runtime::Handle>) -> F,

@@ -98,10 +98,10 @@ struct AttemptRuntime(Option<tokio::runtime::Runtime>);
 /// Measured on 2 cores (`bench api` and `bench engine`, interleaved with 2 attempt threads):
 /// with 1, the API started 17% more jobs per second at 16% less CPU each, its p99 at 32
 /// clients fell from 4.7-5.2 to 4.1-4.4 ms (5 pairs), and starts behind four spinning
-/// plugins kept a core to themselves. Fewer threads on the cores wake and steal from each other less: the
-/// engine's steps cost 15-20% less CPU. The price: plugins together get half the cores, so
-/// the engine alone, chains of `echo` steps and nothing else, ran 10-15% fewer steps per
-/// second. For plugins that compute rather than wait, raise `attempt_threads`.
+/// plugins kept a core to themselves. Fewer threads on the cores wake and steal from each
+/// other less: the engine's steps cost 15-20% less CPU. The price: plugins together get half
+/// the cores, so the engine alone, chains of `echo` steps and nothing else, ran 10-15% fewer
+/// steps per second. For plugins that compute rather than wait, raise `attempt_threads`.
 pub fn default_attempt_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }
