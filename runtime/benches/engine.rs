@@ -16,15 +16,20 @@
 //! - Recovery: from opening the store to every one of 10,000 in-flight jobs resumed.
 //! - Memory: resident size with 10,000 jobs waiting on retry timers (measured in a child
 //!   process of its own, so earlier phases do not count).
+//! - The host: the share of the machine's CPU time that the hypervisor stole (`/proc/stat`)
+//!   during the latency runs and during the whole run. On a shared virtual machine, other
+//!   guests' load takes the CPUs away for milliseconds at a time, and every step in flight
+//!   then waits: over a few percent of it, the tail latencies say more of the host than of
+//!   Weft.
 //!
 //! Prints a table and writes `engine.json` into `WEFT_BENCH_OUT` (default `target/bench`).
 //!
 //! `WEFT_BENCH_PHASES=profile` runs none of that: only rounds of 3-step chains (or of 10-wide
-//! fan-outs, with `WEFT_BENCH_PROFILE_SHAPE=fan-outs`) for `WEFT_BENCH_PROFILE_SECS`
-//! (default 20), on one runtime (or as the daemon runs them, with
-//! `WEFT_BENCH_PROFILE_RUNTIMES=daemon`), printing each round's rate, CPU per step and
-//! step-to-step p99, so that a profiler attached to it samples the engine's steady state and
-//! nothing else, and so that many rounds show how a change moves the tail.
+//! fan-outs, with `WEFT_BENCH_PROFILE_SHAPE=fan-outs`) for `WEFT_BENCH_PROFILE_SECS` (default 20),
+//! on one runtime (or as the daemon runs them, with `WEFT_BENCH_PROFILE_RUNTIMES=daemon`), printing
+//! each round's rate, CPU per step, step-to-step p99 and stolen CPU time, so that a profiler
+//! attached to it samples the engine's steady state and nothing else, and so that many rounds show
+//! how a change moves the tail.
 
 #![allow(clippy::print_stdout)]
 
@@ -41,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use components::component;
-use cpu::process_cpu_seconds;
+use cpu::{StealMeter, process_cpu_seconds};
 use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::engine::{Engine, EngineConfig, StartJob, StoreKv};
@@ -57,6 +62,8 @@ const RECOVERY_JOBS: usize = 10_000;
 const TIMER_JOBS: usize = 10_000;
 const WORKERS: usize = 64;
 const BASELINE_WINDOW: Duration = Duration::from_secs(3);
+/// What a row of stolen CPU time means for the rows around it.
+const STOLEN_NOTE: &str = "other guests' load; over a few %, tails measure the host";
 
 fn sandbox(store: &Arc<dyn Store>, artifacts: &Path) -> Sandbox {
     Sandbox::new(
@@ -154,6 +161,8 @@ struct Run {
     /// CPU time of the whole process per step, in microseconds: less sensitive than the rate
     /// to other load on the machine.
     cpu_us_per_step: f64,
+    /// Percentage of the machine's CPU time the hypervisor stole during the run.
+    stolen: Option<f64>,
 }
 
 /// Starts `jobs` jobs at once and waits for all.
@@ -201,6 +210,7 @@ async fn throughput(
     });
     let started = Instant::now();
     let cpu_before = process_cpu_seconds();
+    let steal = StealMeter::start();
     let starts: Vec<_> = (0..jobs)
         .map(|_| {
             let engine = engine.clone();
@@ -241,6 +251,7 @@ async fn throughput(
         .unwrap();
     let elapsed = started.elapsed();
     let cpu = process_cpu_seconds() - cpu_before;
+    let stolen = steal.percent();
     _ = stop.send(());
     let gaps = watcher.await.unwrap();
     let steps = (jobs * steps_per_job) as f64;
@@ -248,6 +259,7 @@ async fn throughput(
         rate: steps / elapsed.as_secs_f64(),
         gaps,
         cpu_us_per_step: cpu * 1e6 / steps,
+        stolen,
     }
 }
 
@@ -363,10 +375,14 @@ async fn profile_phase(dir: &Path, attempts: Option<tokio::runtime::Handle>) {
         let mut gaps = run.gaps;
         gaps.sort();
         eprintln!(
-            "{shape}: {:.0} steps/s, {:.0} us CPU per step, step-to-step p99 {:.2} ms",
+            "{shape}: {:.0} steps/s, {:.0} us CPU per step, step-to-step p99 {:.2} ms, {}",
             run.rate,
             run.cpu_us_per_step,
-            percentile(&gaps, 0.99).as_secs_f64() * 1e3
+            percentile(&gaps, 0.99).as_secs_f64() * 1e3,
+            run.stolen
+                .map_or("host steal unknown".to_owned(), |s| format!(
+                    "host steal {s:.1}%"
+                ))
         );
     }
 }
@@ -404,6 +420,7 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
     chain_gaps.sort();
     // Latency without a backlog: rounds of a few concurrent chains, fewer than the workers.
     let mut light = Vec::new();
+    let light_steal = StealMeter::start();
     for concurrent in [1, 4, 32] {
         let mut gaps = Vec::new();
         for _ in 0..(640 / concurrent).max(20) {
@@ -414,6 +431,7 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
         let chains = if concurrent == 1 { "chain" } else { "chains" };
         light.push((format!("{concurrent} {chains} at a time"), gaps));
     }
+    let light_stolen = light_steal.percent();
 
     push(
         out,
@@ -495,7 +513,25 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
             );
         }
     }
+    push_stolen(out, "1, 4 and 32 chains at a time", light_stolen);
+    push_stolen(out, "3000 chains at once", chains.stolen);
     lower
+}
+
+/// The CPU time the hypervisor stole during a run, next to the latency it inflates.
+fn push_stolen(out: &mut Vec<Row>, run_name: &str, stolen: Option<f64>) {
+    if let Some(stolen) = stolen {
+        push(
+            out,
+            Row {
+                name: format!("host: CPU time stolen by the hypervisor, {run_name}"),
+                value: stolen,
+                unit: "%",
+                baseline: None,
+                note: STOLEN_NOTE,
+            },
+        );
+    }
 }
 
 /// Chains and fan-outs again, with attempts on a runtime of their own, as `weft serve` runs
@@ -550,6 +586,8 @@ async fn daemon_arrangement_phase(
             note: "target < 2 ms",
         },
     );
+    let name = format!("{arrangement}, 3000 chains at once");
+    push_stolen(out, &name, chains.stolen);
 }
 
 /// Creates `RECOVERY_JOBS` in-flight jobs, closes everything, and times a restart.
@@ -732,6 +770,7 @@ fn main() {
         .unwrap_or_else(|_| "throughput,recovery,memory".to_owned());
     let wanted = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let mut rows = Vec::new();
+    let steal = StealMeter::start();
     if wanted("profile") {
         let own_attempts =
             std::env::var("WEFT_BENCH_PROFILE_RUNTIMES").is_ok_and(|s| s == "daemon");
@@ -759,6 +798,7 @@ fn main() {
     if wanted("memory") {
         memory_phase(&mut rows);
     }
+    push_stolen(&mut rows, "whole run", steal.percent());
     print_table(&rows);
     write_json(&rows, "engine");
 }
