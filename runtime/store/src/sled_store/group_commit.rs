@@ -7,13 +7,17 @@
 //! the disk can sync, not the rate of commits.
 //!
 //! Under load the flusher also lingers: once a request arrives it waits up to the linger time
-//! (or until [`FULL_BATCH`] requests are pending) before flushing, so that one flush serves
-//! the commits of many concurrent jobs instead of one or two. It lingers only while many
-//! commits are concurrent (the last flush served at least [`LINGER_MIN_BATCH`], or that many
-//! wait already), and only while more keep coming: once [`QUIET`] passes without a new
-//! request, every committer still running is most likely already waiting, and lingering
-//! longer would only delay them. A lone commit, or a few, is flushed at once: a flush costs
-//! less than the linger would add to each of them.
+//! before flushing, so that one flush serves the commits of many concurrent jobs instead of
+//! one or two. It lingers only while many commits are concurrent (the last flush served at
+//! least [`LINGER_MIN_BATCH`], or that many wait already), and only until as many requests
+//! are pending as the last flush served (at most [`FULL_BATCH`]): the committers it woke are
+//! most likely back by then, and lingering longer would only delay them. The request that
+//! completes that batch wakes the flusher, so a linger costs the flusher one sleep. (Polling
+//! for a pause in the requests every 50 us instead woke it thousands of times a second, and
+//! on two busy cores each wake-up may wait milliseconds for a core: those waits held up every
+//! commit of their flush, and made most of the step-to-step tail under load.) A lone commit,
+//! or a few, is flushed at once: a flush costs less than the linger would add to each of
+//! them.
 //!
 //! A generation is requested after the commit it covers returned, and the flusher reads the
 //! requested generation before it flushes, so a flush that publishes a generation always
@@ -27,14 +31,11 @@ use std::time::{Duration, Instant};
 use crate::durable::{Durable, FailedFlush, Progress};
 use crate::error::StoreError;
 
-/// Pending requests that end the linger early.
+/// Pending requests that always end a linger.
 const FULL_BATCH: u64 = 256;
 
 /// Commits a flush must have served, or find waiting, before the flusher lingers.
 const LINGER_MIN_BATCH: u64 = 8;
-
-/// A linger ends early once this long passes without a new request.
-const QUIET: Duration = Duration::from_micros(50);
 
 /// The flusher and what it shares with requesters; see the module documentation.
 #[derive(Debug)]
@@ -58,10 +59,20 @@ struct Requests {
     /// Highest generation the flusher has taken on.
     taken: u64,
     /// Whether the flusher waits for a first request (rather than lingering, or flushing):
-    /// only then, or when a batch is full, does a request wake it.
+    /// only then, or when a batch is complete, does a request wake it.
     idle: bool,
+    /// The batch a linger waits for: the requests the last flush served, within
+    /// [`LINGER_MIN_BATCH`] and [`FULL_BATCH`].
+    batch: u64,
     /// Set once the store closes: the flusher flushes a last time and exits.
     stopping: bool,
+}
+
+impl Requests {
+    /// Requests made since the flusher last took them on.
+    fn pending(&self) -> u64 {
+        self.requested - self.taken
+    }
 }
 
 impl Shared {
@@ -85,7 +96,10 @@ impl GroupCommit {
         flush: impl FnMut() -> Result<(), StoreError> + Send + 'static,
     ) -> Result<Self, StoreError> {
         let shared = Arc::new(Shared {
-            requests: Mutex::new(Requests::default()),
+            requests: Mutex::new(Requests {
+                batch: LINGER_MIN_BATCH,
+                ..Requests::default()
+            }),
             wake: Condvar::new(),
             progress: Arc::default(),
             flushes: AtomicU64::new(0),
@@ -108,8 +122,9 @@ impl GroupCommit {
         let (generation, wake) = {
             let mut requests = self.shared.requests();
             requests.requested += 1;
-            let full = requests.requested - requests.taken == FULL_BATCH;
-            (requests.requested, requests.idle || full)
+            // Once, when this request completes the batch a linger waits for.
+            let complete = requests.pending() == requests.batch;
+            (requests.requested, requests.idle || complete)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -180,23 +195,20 @@ fn run_flusher(
                 } else {
                     Duration::ZERO
                 };
-            let mut seen = requests.requested;
-            while requests.requested - attempted < FULL_BATCH && !requests.stopping {
+            while requests.requested - attempted < requests.batch && !requests.stopping {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
                 requests = shared
                     .wake
-                    .wait_timeout(requests, left.min(QUIET))
+                    .wait_timeout(requests, left)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
-                if requests.requested == seen {
-                    break;
-                }
-                seen = requests.requested;
             }
             requests.taken = requests.requested;
-            busy = requests.requested - attempted >= LINGER_MIN_BATCH;
+            let served = requests.requested - attempted;
+            busy = served >= LINGER_MIN_BATCH;
+            requests.batch = served.clamp(LINGER_MIN_BATCH, FULL_BATCH);
             (requests.requested, requests.stopping)
         };
         let outcome = flush();
@@ -270,25 +282,70 @@ mod tests {
         assert_eq!(group_commit.flush_count(), 3, "closing flushes a last time");
     }
 
-    #[test]
-    fn a_linger_ends_once_requests_stop_coming() {
-        // Lingering would last ten minutes; the flush must come once the requests stop.
-        let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
+    /// Serves `n` requests with one flush of `group_commit`, whose flushes `release` lets
+    /// go and `started` reports, and which is idle when called: the flush after that lingers
+    /// for `n` requests.
+    fn serve_a_batch(
+        group_commit: &GroupCommit,
+        release: &mpsc::Sender<Result<(), StoreError>>,
+        started: &mpsc::Receiver<()>,
+        n: u64,
+    ) {
+        // A lone request is flushed at once; the batch gathers meanwhile.
         let first = group_commit.request();
         started.recv().unwrap();
-        // A batch's worth waits when the first flush ends: the flusher lingers for more.
-        let waiting: Vec<Durable> = (0..LINGER_MIN_BATCH)
-            .map(|_| group_commit.request())
-            .collect();
+        let batch: Vec<Durable> = (0..n).map(|_| group_commit.request()).collect();
         release.send(Ok(())).unwrap();
         first.wait_blocking().unwrap();
+        // As many as a flush that lingers waits for: it starts at once.
+        started.recv().unwrap();
+        release.send(Ok(())).unwrap();
+        for durable in batch {
+            durable.wait_blocking().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_linger_ends_once_as_many_requests_wait_as_the_last_flush_served() {
+        // Lingering would last ten minutes; the flush must come with the batch's last request.
+        let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
+        let n = LINGER_MIN_BATCH + 3;
+        serve_a_batch(&group_commit, &release, &started, n);
+        let mut waiting: Vec<Durable> = (0..n - 1).map(|_| group_commit.request()).collect();
+        assert!(
+            started.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the flusher lingers while the batch is short of the last one"
+        );
+        waiting.push(group_commit.request());
         started
             .recv_timeout(Duration::from_secs(10))
-            .expect("the second flush starts without waiting out the linger");
+            .expect("the batch's last request ends the linger");
         release.send(Ok(())).unwrap();
         for durable in waiting {
             durable.wait_blocking().unwrap();
         }
+        assert_eq!(group_commit.flush_count(), 3);
+        drop(release);
+        group_commit.stop().unwrap();
+    }
+
+    #[test]
+    fn a_linger_short_of_its_batch_ends_at_the_linger_time() {
+        let (mut group_commit, release, started) = gated_lingering(Duration::from_millis(300));
+        let n = LINGER_MIN_BATCH + 3;
+        serve_a_batch(&group_commit, &release, &started, n);
+        let began = Instant::now();
+        let fewer = group_commit.request();
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the linger ends");
+        assert!(
+            began.elapsed() >= Duration::from_millis(300),
+            "a request short of the batch waits out the linger"
+        );
+        release.send(Ok(())).unwrap();
+        fewer.wait_blocking().unwrap();
+        assert_eq!(group_commit.flush_count(), 3);
         drop(release);
         group_commit.stop().unwrap();
     }

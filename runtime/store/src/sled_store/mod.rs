@@ -64,7 +64,8 @@ pub struct SledConfig {
     pub background_flush_every_ms: Option<u64>,
     /// How long the group-commit flusher waits, once a commit asks to be durable, for more
     /// to share the flush: throughput under load. It waits only while many commits are
-    /// concurrent; a lone commit, or a few, is flushed at once.
+    /// concurrent, and only until as many wait as the last flush served; a lone commit, or a
+    /// few, is flushed at once.
     pub group_commit_linger: Duration,
 }
 
