@@ -77,7 +77,7 @@ impl Requests {
 
 impl Shared {
     fn requests(&self) -> MutexGuard<'_, Requests> {
-        // The lock guards two plain fields; a panic elsewhere cannot leave them inconsistent.
+        // The lock guards plain fields; a panic elsewhere cannot leave them inconsistent.
         self.requests.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
