@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use components::component;
-use cpu::{StealMeter, process_cpu_seconds};
+use cpu::{STOLEN_NOTE, StealMeter, process_cpu_seconds};
 use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::daemon::{Daemon, DaemonConfig, RawConfig};
@@ -391,7 +391,7 @@ async fn measure(dir: &Path) -> Vec<Row> {
             stolen,
             "%",
             None,
-            "other guests' load; over a few %, tails measure the host",
+            STOLEN_NOTE,
         ));
     }
     rows

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use components::component;
-use cpu::{StealMeter, process_cpu_seconds};
+use cpu::{STOLEN_NOTE, StealMeter, process_cpu_seconds};
 use report::{Row, print_table, write_json};
 use serde_json::json;
 use weft::engine::{Engine, EngineConfig, StartJob, StoreKv};
@@ -63,8 +63,6 @@ const RECOVERY_JOBS: usize = 10_000;
 const TIMER_JOBS: usize = 10_000;
 const WORKERS: usize = 64;
 const BASELINE_WINDOW: Duration = Duration::from_secs(3);
-/// What a row of stolen CPU time means for the rows around it.
-const STOLEN_NOTE: &str = "other guests' load; over a few %, tails measure the host";
 
 fn sandbox(store: &Arc<dyn Store>, artifacts: &Path) -> Sandbox {
     Sandbox::new(
@@ -277,6 +275,12 @@ fn push(out: &mut Vec<Row>, row: Row) {
     out.push(row);
 }
 
+/// The 99th percentile of `gaps`, in milliseconds.
+fn p99_ms(mut gaps: Vec<Duration>) -> f64 {
+    gaps.sort();
+    percentile(&gaps, 0.99).as_secs_f64() * 1e3
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -373,13 +377,11 @@ async fn profile_phase(dir: &Path, attempts: Option<tokio::runtime::Handle>) {
                 throughput(&engine, "chain", CHAIN_JOBS, input, 3).await,
             )
         };
-        let mut gaps = run.gaps;
-        gaps.sort();
         eprintln!(
             "{shape}: {:.0} steps/s, {:.0} us CPU per step, step-to-step p99 {:.2} ms, {}",
             run.rate,
             run.cpu_us_per_step,
-            percentile(&gaps, 0.99).as_secs_f64() * 1e3,
+            p99_ms(run.gaps),
             run.stolen
                 .map_or("host steal unknown".to_owned(), |s| format!(
                     "host steal {s:.1}%"
@@ -580,13 +582,11 @@ async fn daemon_arrangement_phase(
             },
         );
     }
-    let mut gaps = chains.gaps;
-    gaps.sort();
     push(
         out,
         Row {
             name: format!("engine, {arrangement}: step-to-step latency p99, 3000 chains at once"),
-            value: percentile(&gaps, 0.99).as_secs_f64() * 1e3,
+            value: p99_ms(chains.gaps),
             unit: "ms",
             baseline: None,
             note: "target < 2 ms",
@@ -594,15 +594,13 @@ async fn daemon_arrangement_phase(
     );
     let name = format!("{arrangement}, 3000 chains at once");
     push_stolen(out, &name, chains.stolen);
-    let mut gaps = first.gaps;
-    gaps.sort();
     push(
         out,
         Row {
             name: format!(
                 "engine, {arrangement}: step-to-step latency p99, first 3000 chains of a new engine"
             ),
-            value: percentile(&gaps, 0.99).as_secs_f64() * 1e3,
+            value: p99_ms(first.gaps),
             unit: "ms",
             baseline: None,
             note: "threads and instance slots used for the first time",

@@ -20,6 +20,9 @@ pub fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The note on a row of stolen CPU time: what it means for the rows around it.
+pub const STOLEN_NOTE: &str = "other guests' load; over a few %, tails measure the host";
+
 /// Counts CPU time stolen from this machine: time its virtual CPUs were ready to run but the
 /// hypervisor ran other guests instead. Stolen time comes in slices of milliseconds, each
 /// of which stalls whatever that CPU was running, so a run with more than a few percent of it
