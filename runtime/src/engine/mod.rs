@@ -50,11 +50,12 @@ use queue::{Entry, ReadyQueue};
 /// Woken tasks waiting for the attempts' threads, per thread, beyond which no worker starts
 /// or goes on to another task.
 ///
-/// Measured on 2 cores (`bench engine`, 4 runs alternated with 8 per thread): the p99
-/// step-to-step latency of 3,000 chains at once fell from 1.5-2.2 to 1.0-1.6 ms as the daemon
-/// runs it and from 1.7-2.7 to 1.8-1.9 ms on one runtime, and the daemon's chains and
-/// fan-outs ran 0.50-0.67x the lower baseline instead of 0.29-0.56x. 2 per thread cut the
-/// daemon's p99 to about 1.1 ms but cost the 10-wide fan-outs a third of their throughput.
+/// Measured on 2 cores against 8 per thread (`bench engine`, 6 alternated runs, and profile
+/// rounds grouped by CPU per step): as the daemon runs it, the p99 step-to-step latency of
+/// 3,000 chains at once was lower in 5 of 6 runs and in every group of rounds (medians
+/// 1.19-1.62 ms against 1.31-2.10), and its chains and fan-outs averaged 0.52x and 0.51x the
+/// lower baseline against 0.47x and 0.44x; on one runtime, about the same. 2 per thread cut
+/// the daemon's p99 to about 1.1 ms but cost the 10-wide fan-outs a third of their throughput.
 const BACKLOG_PER_THREAD: usize = 4;
 
 /// Workers per attempts' thread that may always be at work, backlog or not.
