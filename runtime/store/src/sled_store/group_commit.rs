@@ -172,8 +172,6 @@ fn run_flusher(
     shared: &Shared,
     linger: Duration,
 ) -> Result<(), StoreError> {
-    // Highest generation a flush was attempted for, successful or not.
-    let mut attempted = 0;
     // Whether the last flush served a batch worth lingering for: the sign of many concurrent
     // commits. A few are flushed at once.
     let mut busy = false;
@@ -181,21 +179,20 @@ fn run_flusher(
         let (target, stopping) = {
             let mut requests = shared.requests();
             requests.idle = true;
-            while requests.requested == attempted && !requests.stopping {
+            while requests.pending() == 0 && !requests.stopping {
                 requests = shared
                     .wake
                     .wait(requests)
                     .unwrap_or_else(PoisonError::into_inner);
             }
             requests.idle = false;
-            let pending_at_wake = requests.requested - attempted;
             let deadline = Instant::now()
-                + if busy || pending_at_wake >= LINGER_MIN_BATCH {
+                + if busy || requests.pending() >= LINGER_MIN_BATCH {
                     linger
                 } else {
                     Duration::ZERO
                 };
-            while requests.requested - attempted < requests.batch && !requests.stopping {
+            while requests.pending() < requests.batch && !requests.stopping {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
@@ -205,15 +202,14 @@ fn run_flusher(
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
+            let served = requests.pending();
             requests.taken = requests.requested;
-            let served = requests.requested - attempted;
             busy = served >= LINGER_MIN_BATCH;
             requests.batch = served.clamp(LINGER_MIN_BATCH, FULL_BATCH);
             (requests.requested, requests.stopping)
         };
         let outcome = flush();
         shared.flushes.fetch_add(1, Ordering::Relaxed);
-        attempted = target;
         match &outcome {
             Ok(()) => shared.progress.flushed(target),
             Err(error) => {
