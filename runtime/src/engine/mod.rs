@@ -56,6 +56,13 @@ use queue::{Entry, ReadyQueue};
 /// 1.19-1.62 ms against 1.31-2.10), and its chains and fan-outs averaged 0.52x and 0.51x the
 /// lower baseline against 0.47x and 0.44x; on one runtime, about the same. 2 per thread cut
 /// the daemon's p99 to about 1.1 ms but cost the 10-wide fan-outs a third of their throughput.
+///
+/// A plain cap on the workers at work, whatever the threads' queues hold, trades the same way
+/// (2 runs each, alternated): 8 per thread cut that p99 to 0.95-1.07 ms on one runtime, from
+/// 1.76-1.90, and to 0.56-0.76 ms as the daemon runs it, from 1.16-1.61; but the chains fell
+/// to 0.49x the lower baseline, from 0.65-0.77x, and the 10-wide fan-outs to 0.38-0.40x, from
+/// 0.50-0.55x (12 per thread: p99 1.02-1.08 ms, fan-outs 0.35-0.38x). Fewer jobs in flight
+/// wait less for the cores, and keep them less busy while commits become durable.
 const BACKLOG_PER_THREAD: usize = 4;
 
 /// Workers per attempts' thread that may always be at work, backlog or not.
