@@ -22,6 +22,10 @@ use std::thread::{self, Thread};
 
 use crate::error::StoreError;
 
+/// How many committers a store has now: tasks that each commit, wait for the commit to be
+/// durable, and then work towards their next commit ([`crate::Store::count_committers`]).
+pub type Committers = Arc<dyn Fn() -> usize + Send + Sync>;
+
 /// A flush that failed, and the generations it was meant to cover.
 #[derive(Debug, Clone)]
 pub(crate) struct FailedFlush {

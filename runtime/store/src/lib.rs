@@ -31,7 +31,7 @@ mod sled_store;
 mod store;
 
 pub use definition::PutDefinition;
-pub use durable::Durable;
+pub use durable::{Committers, Durable};
 pub use error::StoreError;
 pub use format::RECORD_FORMAT_VERSION;
 pub use job::{CreateJob, JobMeta, JobPage, JobQuery};

@@ -11,7 +11,7 @@ use serde_json::Value;
 use weft_domain::{CatalogueEntry, Event, Job, JobId, PluginDigest, WorkflowName};
 
 use crate::definition::PutDefinition;
-use crate::durable::Durable;
+use crate::durable::{Committers, Durable};
 use crate::error::StoreError;
 use crate::job::{CreateJob, JobMeta, JobPage, JobQuery};
 use crate::kv::KvScope;
@@ -112,6 +112,12 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Resolves once everything committed before this call is durable. Cheap: it does not
     /// flush by itself, and concurrent callers share flushes.
     fn durable(&self) -> Durable;
+
+    /// Tells the store how to count its committers; a later call replaces an earlier one.
+    /// The sled store's group commit then flushes once half of them wait, rather than as many
+    /// as its last flush served, so that the other half work meanwhile. A store without group
+    /// commit ignores it.
+    fn count_committers(&self, _committers: Committers) {}
 
     /// Blocks until the background work on everything written so far is done: the sled
     /// store puts off moving its journal into its tree while writes keep coming. For

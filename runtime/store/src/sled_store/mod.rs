@@ -35,7 +35,7 @@ use sled::{Db, Tree};
 use weft_domain::{CatalogueEntry, Event, Job, JobId, PluginDigest, WorkflowName};
 
 use crate::definition::PutDefinition;
-use crate::durable::Durable;
+use crate::durable::{Committers, Durable};
 use crate::error::StoreError;
 use crate::job::{CreateJob, JobMeta, JobPage, JobQuery};
 use crate::kv::KvScope;
@@ -418,6 +418,10 @@ impl Store for SledStore {
 
     fn durable(&self) -> Durable {
         self.group_commit.request()
+    }
+
+    fn count_committers(&self, committers: Committers) {
+        self.group_commit.count_committers(committers);
     }
 
     fn settle(&self) -> Result<(), StoreError> {
