@@ -551,6 +551,34 @@ async fn a_first_step_free_to_run_begins_with_its_job_and_one_held_back_waits() 
 }
 
 #[tokio::test]
+async fn attempts_that_run_long_do_not_hold_other_tasks_back() {
+    // One attempts' thread here: the engine keeps at most a dozen workers busy on it, but a
+    // worker whose attempt runs on (these spin until cancelled) stops counting as busy.
+    let engine = engine_on(Arc::new(MemoryStore::new()), 32).await;
+    apply(&engine, stuck()).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let id = engine
+            .start_job(start_request("stuck", json!({}), None))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    wait_until(
+        "every spinning step to start",
+        Duration::from_secs(60),
+        || {
+            ids.iter()
+                .all(|&id| spin_state(&engine, id) == StepState::Running)
+        },
+    )
+    .await;
+    for id in ids {
+        engine.cancel_job(id, None).await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_start_that_finds_its_idempotent_job_leaves_no_task_counted() {
     let engine = engine_one_at_a_time(8).await;
     let first = engine

@@ -57,13 +57,31 @@ use queue::{Entry, ReadyQueue};
 /// lower baseline against 0.47x and 0.44x; on one runtime, about the same. 2 per thread cut
 /// the daemon's p99 to about 1.1 ms but cost the 10-wide fan-outs a third of their throughput.
 ///
-/// A plain cap on the workers at work, whatever the threads' queues hold, trades the same way
-/// (2 runs each, alternated): 8 per thread cut that p99 to 0.95-1.07 ms on one runtime, from
-/// 1.76-1.90, and to 0.56-0.76 ms as the daemon runs it, from 1.16-1.61; but the chains fell
-/// to 0.49x the lower baseline, from 0.65-0.77x, and the 10-wide fan-outs to 0.38-0.40x, from
-/// 0.50-0.55x (12 per thread: p99 1.02-1.08 ms, fan-outs 0.35-0.38x). Fewer jobs in flight
-/// wait less for the cores, and keep them less busy while commits become durable.
+/// The threads' queues miss the tasks woken on a thread itself, which tokio's stable metrics
+/// do not count; [`BUSY_PER_THREAD`] bounds the workers at work whatever the queues hold.
 const BACKLOG_PER_THREAD: usize = 4;
+
+/// Workers per attempts' thread that may be busy at once: at work, and not in an attempt that
+/// has run for [`LONG_ATTEMPT`]. A worker beyond it neither starts nor goes on to another
+/// task.
+///
+/// Fewer jobs in flight wait less for the cores. On their own, they also kept the cores less
+/// busy while commits became durable: measured on 2 cores, a cap of 8 per thread cut the p99
+/// step-to-step latency of 3,000 chains at once to about 1 ms, from 1.8-1.9, but cost the
+/// chains a quarter of their throughput and the 10-wide fan-outs a third. What won that back
+/// is the store's group commit flushing once half the busy workers wait, not all of them
+/// ([`Store::count_committers`]). With both, against neither (`bench engine`, 2 alternated
+/// runs): that p99 was 0.8-0.9 ms on one runtime against 2.0-6.7, and 0.9-1.1 ms as the daemon
+/// runs it against 1.4-2.2; on one runtime the chains ran 27,200-29,700 steps/s against
+/// 26,900-28,000 and the 10-wide fan-outs 27,500-28,000 against 24,100-24,200. As the daemon
+/// runs it, with one attempts' thread, the fan-outs ran about a tenth slower (19,300-20,200
+/// against 20,200-22,900): more flushes, each waking that thread.
+const BUSY_PER_THREAD: usize = 12;
+
+/// How long an attempt runs before its worker stops counting as busy: most likely it waits
+/// for something outside (a network call, a timer) rather than for a core, and holding other
+/// tasks back behind it would leave the cores idle.
+const LONG_ATTEMPT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Workers per attempts' thread that may always be at work, backlog or not.
 const MIN_WORKERS_PER_THREAD: usize = 4;
@@ -196,6 +214,18 @@ struct Inner {
     stops: AtomicU64,
     /// Workers at work: each holds a permit of `workers`.
     active_workers: AtomicUsize,
+    /// Workers at work whose attempt has run for [`LONG_ATTEMPT`].
+    waiting_workers: AtomicUsize,
+}
+
+impl Inner {
+    /// Workers at work and not in a long attempt; see [`BUSY_PER_THREAD`].
+    fn busy_workers(&self) -> usize {
+        let waiting = self.waiting_workers.load(Ordering::SeqCst);
+        self.active_workers
+            .load(Ordering::SeqCst)
+            .saturating_sub(waiting)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -233,8 +263,15 @@ impl Engine {
                 ids: Mutex::new(JobIdGenerator::new()),
                 stops: AtomicU64::new(0),
                 active_workers: AtomicUsize::new(0),
+                waiting_workers: AtomicUsize::new(0),
             }),
         };
+        // The busy workers are the committers that keep coming back: each commits its result
+        // and waits for it to be durable before its next task.
+        let inner = Arc::downgrade(&engine.inner);
+        engine.inner.store.count_committers(Arc::new(move || {
+            inner.upgrade().map_or(0, |inner| inner.busy_workers())
+        }));
         engine.recover().await?;
         tokio::spawn(engine.clone().dispatch());
         tokio::spawn(engine.clone().fire_timers());
@@ -601,7 +638,8 @@ impl Engine {
     }
 
     /// Hands ready tasks to new workers, as many at once as there are worker permits, unless
-    /// the attempts' threads are backlogged ([`Engine::backlogged`]).
+    /// the attempts' threads are backlogged ([`Engine::backlogged`]) or too many workers are
+    /// busy ([`BUSY_PER_THREAD`]).
     async fn dispatch(self) {
         loop {
             let Ok(permit) = self.inner.workers.clone().acquire_owned().await else {
@@ -611,7 +649,7 @@ impl Engine {
                 if self.inner.workers.is_closed() {
                     return;
                 }
-                if self.backlogged() {
+                if self.backlogged() || self.inner.busy_workers() >= self.busy_cap() {
                     // Not woken by the queue: under load it changes all the time.
                     tokio::time::sleep(BACKLOG_RECHECK).await;
                     continue;
@@ -645,14 +683,19 @@ impl Engine {
     /// A worker: runs `entry`'s task, then takes the next from the queue itself, until the
     /// queue has none it may run. While every worker is busy, tasks thus go from one to the
     /// next on the attempts' threads, without a round trip through the dispatcher. A worker
-    /// also stops when the attempts' threads are backlogged.
+    /// also stops when the attempts' threads are backlogged, or too many workers are busy
+    /// ([`BUSY_PER_THREAD`]).
     async fn work(&self, mut entry: Entry, mut begun: Option<run::Begun>) {
         loop {
             if let Err(e) = self.run_task(&entry, begun.take()).await {
                 tracing::error!(job = %entry.job, task = %entry.task, error = %e, "attempt failed in the host");
             }
             self.inner.queue.finished(&entry);
-            if self.inner.workers.is_closed() || self.backlogged() {
+            // This worker counts among the busy ones: it goes on if the others leave room.
+            if self.inner.workers.is_closed()
+                || self.backlogged()
+                || self.inner.busy_workers() > self.busy_cap()
+            {
                 return;
             }
             match self.inner.queue.pop_runnable() {
@@ -660,6 +703,11 @@ impl Engine {
                 None => return,
             }
         }
+    }
+
+    /// How many workers may be busy at once: [`BUSY_PER_THREAD`] per attempts' thread.
+    fn busy_cap(&self) -> usize {
+        BUSY_PER_THREAD * self.inner.attempts.metrics().num_workers()
     }
 
     /// Whether the attempts' threads have more woken tasks waiting for them than

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::OwnedSemaphorePermit;
 use weft_domain::{
@@ -15,7 +15,7 @@ use weft_store::{JobMeta, StoreError};
 
 use super::catalogue::Runnable;
 use super::queue::Entry;
-use super::{Active, Engine, MIN_WORKERS_PER_THREAD, Running, clock, lock};
+use super::{Active, Engine, LONG_ATTEMPT, MIN_WORKERS_PER_THREAD, Running, clock, lock};
 
 /// How long a task whose plugin is not approved (or is disabled) waits before it is looked
 /// at again. It occupies no worker meanwhile.
@@ -267,7 +267,7 @@ impl Engine {
         {
             attempt.abort();
         }
-        let joined = attempt.await;
+        let joined = self.join_attempt(attempt).await;
         lock(&self.inner.running).remove(&key);
         Some(match joined {
             Ok(Ok(report)) => domain_report(report),
@@ -287,6 +287,21 @@ impl Engine {
                 message: format!("host fault: {e}"),
             }),
         })
+    }
+
+    /// Awaits an attempt. Once it has run for [`LONG_ATTEMPT`], its worker stops counting as
+    /// busy until it ends.
+    async fn join_attempt<T>(
+        &self,
+        mut attempt: tokio::task::JoinHandle<T>,
+    ) -> Result<T, tokio::task::JoinError> {
+        tokio::select! {
+            biased;
+            joined = &mut attempt => return joined,
+            () = tokio::time::sleep(LONG_ATTEMPT) => {}
+        }
+        let _waiting = Waiting::count(&self.inner.waiting_workers);
+        attempt.await
     }
 
     /// The engine's count of stops so far: read before an attempt begins.
@@ -391,6 +406,22 @@ impl Engine {
         let due = clock::now().plus_ms(PARKED_RECHECK.as_millis() as u64);
         lock(&self.inner.timers).insert((due, entry.job, entry.task.clone()));
         self.inner.timers_changed.notify_one();
+    }
+}
+
+/// A worker counted among those in a long attempt while this lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
