@@ -344,25 +344,37 @@ mod tests {
         }
     }
 
+    /// Makes `n` requests of `group_commit` (flushes as in [`serve_a_batch`]), and checks
+    /// that the flusher lingers while the first `n - 1` wait and flushes with the last.
+    fn linger_until_request(
+        group_commit: &GroupCommit,
+        release: &mpsc::Sender<Result<(), StoreError>>,
+        started: &mpsc::Receiver<()>,
+        n: u64,
+    ) {
+        let mut waiting: Vec<Durable> = (0..n - 1).map(|_| group_commit.request()).collect();
+        assert!(
+            started.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the flusher lingers while {} requests of {n} wait",
+            n - 1
+        );
+        waiting.push(group_commit.request());
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the last request ends the linger");
+        release.send(Ok(())).unwrap();
+        for durable in waiting {
+            durable.wait_blocking().unwrap();
+        }
+    }
+
     #[test]
     fn a_linger_ends_once_as_many_requests_wait_as_the_last_flush_served() {
         // Lingering would last ten minutes; the flush must come with the batch's last request.
         let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
         let n = LINGER_MIN_BATCH + 3;
         serve_a_batch(&group_commit, &release, &started, n);
-        let mut waiting: Vec<Durable> = (0..n - 1).map(|_| group_commit.request()).collect();
-        assert!(
-            started.recv_timeout(Duration::from_millis(200)).is_err(),
-            "the flusher lingers while the batch is short of the last one"
-        );
-        waiting.push(group_commit.request());
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the batch's last request ends the linger");
-        release.send(Ok(())).unwrap();
-        for durable in waiting {
-            durable.wait_blocking().unwrap();
-        }
+        linger_until_request(&group_commit, &release, &started, n);
         assert_eq!(group_commit.flush_count(), 3);
         drop(release);
         group_commit.stop().unwrap();
@@ -375,19 +387,7 @@ mod tests {
         serve_a_batch(&group_commit, &release, &started, 3 * LINGER_MIN_BATCH);
         let half = LINGER_MIN_BATCH + 2;
         group_commit.count_committers(Arc::new(move || 2 * half as usize));
-        let mut waiting: Vec<Durable> = (0..half - 1).map(|_| group_commit.request()).collect();
-        assert!(
-            started.recv_timeout(Duration::from_millis(200)).is_err(),
-            "the flusher lingers while fewer than half the committers wait"
-        );
-        waiting.push(group_commit.request());
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("half the committers waiting ends the linger");
-        release.send(Ok(())).unwrap();
-        for durable in waiting {
-            durable.wait_blocking().unwrap();
-        }
+        linger_until_request(&group_commit, &release, &started, half);
         drop(release);
         group_commit.stop().unwrap();
     }
