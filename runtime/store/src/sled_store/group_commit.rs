@@ -18,7 +18,7 @@
 //! is flushed at once: a flush costs less than the linger would add to each of them.
 //!
 //! The batch is half the store's committers when it knows how many there are
-//! ([`GroupCommit::count_committers`]: the engine counts its workers at work), and otherwise
+//! ([`GroupCommit::count_committers`]: the engine counts its busy workers), and otherwise
 //! as many requests as the last flush served. Waiting for half lets the other half work while
 //! the flush runs. Waiting for as many as the last flush served, when those were all the
 //! committers there are, made them move in lock step: all of them waited on each flush while
