@@ -8,24 +8,28 @@
 //!
 //! Under load the flusher also lingers: once a request arrives it waits up to the linger time
 //! before flushing, so that one flush serves the commits of many concurrent jobs instead of
-//! one or two. It lingers only while many commits are concurrent (the last flush served at
-//! least [`LINGER_MIN_BATCH`], or that many wait already), and only until a batch is pending
-//! (at least [`LINGER_MIN_BATCH`], at most [`FULL_BATCH`]). The request that completes the
-//! batch wakes the flusher, so a linger costs the flusher one sleep. (Polling for a pause in
-//! the requests every 50 us instead woke it thousands of times a second, and on two busy
-//! cores each wake-up may wait milliseconds for a core: those waits held up every commit of
-//! their flush, and made most of the step-to-step tail under load.) A lone commit, or a few,
-//! is flushed at once: a flush costs less than the linger would add to each of them.
+//! one or two. The request that completes the batch the linger waits for wakes the flusher,
+//! so a linger costs the flusher one sleep. (Polling for a pause in the requests every 50 us
+//! instead woke it thousands of times a second, and on two busy cores each wake-up may wait
+//! milliseconds for a core: those waits held up every commit of their flush, and made most of
+//! the step-to-step tail under load.) A lone commit, or a few, is flushed at once: a flush
+//! costs less than the linger would add to each of them.
 //!
-//! The batch is half the store's committers when it knows how many there are
-//! ([`GroupCommit::count_committers`]: the engine counts its busy workers), and otherwise
-//! as many requests as the last flush served. Waiting for half lets the other half work while
-//! the flush runs. Waiting for as many as the last flush served, when those were all the
-//! committers there are, made them move in lock step: all of them waited on each flush while
-//! the cores idled, then all of them wanted the cores at once. Measured with `bench engine`
-//! on 2 cores under the engine's cap of 12 busy workers per thread, in profile rounds of
-//! 3,000 chains at once: 28,900 steps/s against 24,100 waiting for the last batch, with a
-//! p99 step-to-step latency of 0.76 ms against 1.08.
+//! How long a batch is depends on what the flusher knows:
+//! - Told how to count the store's committers ([`GroupCommit::count_committers`]: the engine
+//!   counts its busy workers), it waits for half of them, and lingers once half is at least
+//!   two. The other half work while the flush runs. Waiting for all of them moved them in
+//!   lock step: all of them waited on each flush while the cores idled, then all of them
+//!   wanted the cores at once. Measured with `bench engine` on 2 cores under the engine's cap
+//!   of 12 busy workers per thread, in profile rounds of 3,000 chains at once: 28,900 steps/s
+//!   against 24,100 waiting for as many as the last flush served, with a p99 step-to-step
+//!   latency of 0.76 ms against 1.08. Half with a floor of [`LINGER_MIN_BATCH`] made the
+//!   flushes of the daemon's one attempts' thread, with fewer busy workers than that, start
+//!   at once, a few commits each.
+//! - Otherwise it lingers only while many commits are concurrent (the last flush served at
+//!   least [`LINGER_MIN_BATCH`], or that many wait already), and waits for as many requests
+//!   as the last flush served (at most [`FULL_BATCH`]): the committers it woke are most
+//!   likely back by then.
 //!
 //! A generation is requested after the commit it covers returned, and the flusher reads the
 //! requested generation before it flushes, so a flush that publishes a generation always
@@ -43,7 +47,8 @@ use crate::error::StoreError;
 /// Pending requests that always end a linger.
 const FULL_BATCH: u64 = 256;
 
-/// Commits a flush must have served, or find waiting, before the flusher lingers.
+/// Commits a flush must have served, or find waiting, before the flusher lingers, when it
+/// cannot count the committers.
 const LINGER_MIN_BATCH: u64 = 8;
 
 /// The flusher and what it shares with requesters; see the module documentation.
@@ -80,8 +85,7 @@ struct Requests {
     /// Whether the flusher waits for a first request (rather than lingering, or flushing):
     /// only then, or when a batch is complete, does a request wake it.
     idle: bool,
-    /// The batch a linger waits for (see the module documentation), within
-    /// [`LINGER_MIN_BATCH`] and [`FULL_BATCH`].
+    /// The batch a linger waits for (see the module documentation), at most [`FULL_BATCH`].
     batch: u64,
     /// Set once the store closes: the flusher flushes a last time and exits.
     stopping: bool,
@@ -226,15 +230,15 @@ fn run_flusher(
                     .unwrap_or_else(PoisonError::into_inner);
             }
             requests.idle = false;
-            if let Some(committers) = shared.committers() {
-                requests.batch = (committers / 2).clamp(LINGER_MIN_BATCH, FULL_BATCH);
-            }
-            let deadline = Instant::now()
-                + if busy || requests.pending() >= LINGER_MIN_BATCH {
-                    linger
-                } else {
-                    Duration::ZERO
-                };
+            let lingers = match shared.committers() {
+                Some(committers) => {
+                    let half = committers / 2;
+                    requests.batch = half.clamp(1, FULL_BATCH);
+                    half >= 2
+                }
+                None => busy || requests.pending() >= LINGER_MIN_BATCH,
+            };
+            let deadline = Instant::now() + if lingers { linger } else { Duration::ZERO };
             while requests.pending() < requests.batch && !requests.stopping {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
@@ -382,12 +386,29 @@ mod tests {
 
     #[test]
     fn a_linger_ends_once_half_the_committers_wait() {
+        // Fewer than a flush must serve to linger without a count, and more.
+        for half in [3, LINGER_MIN_BATCH + 2] {
+            let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
+            // The last flush served more than the committers there are now.
+            serve_a_batch(&group_commit, &release, &started, 3 * LINGER_MIN_BATCH);
+            group_commit.count_committers(Arc::new(move || 2 * half as usize));
+            linger_until_request(&group_commit, &release, &started, half);
+            drop(release);
+            group_commit.stop().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_commit_of_fewer_than_four_committers_is_flushed_at_once() {
         let (mut group_commit, release, started) = gated_lingering(Duration::from_secs(600));
-        // The last flush served more than the committers there are now.
         serve_a_batch(&group_commit, &release, &started, 3 * LINGER_MIN_BATCH);
-        let half = LINGER_MIN_BATCH + 2;
-        group_commit.count_committers(Arc::new(move || 2 * half as usize));
-        linger_until_request(&group_commit, &release, &started, half);
+        group_commit.count_committers(Arc::new(|| 3));
+        let lone = group_commit.request();
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the flusher does not linger for one committer of three");
+        release.send(Ok(())).unwrap();
+        lone.wait_blocking().unwrap();
         drop(release);
         group_commit.stop().unwrap();
     }
