@@ -70,12 +70,13 @@ const BACKLOG_PER_THREAD: usize = 4;
 /// step-to-step latency of 3,000 chains at once to about 1 ms, from 1.8-1.9, but cost the
 /// chains a quarter of their throughput and the 10-wide fan-outs a third. What won that back
 /// is the store's group commit flushing once half the busy workers wait, not all of them
-/// ([`Store::count_committers`]). With both, against neither (`bench engine`, 2 alternated
-/// runs): that p99 was 0.8-0.9 ms on one runtime against 2.0-6.7, and 0.9-1.1 ms as the daemon
-/// runs it against 1.4-2.2; on one runtime the chains ran 27,200-29,700 steps/s against
-/// 26,900-28,000 and the 10-wide fan-outs 27,500-28,000 against 24,100-24,200. As the daemon
-/// runs it, with one attempts' thread, the fan-outs ran about a tenth slower (19,300-20,200
-/// against 20,200-22,900): more flushes, each waking that thread.
+/// ([`Store::count_committers`]). With both, against neither (`bench engine`, 3 alternated
+/// runs, each row pooling 5 rounds): that p99 was 0.7-0.8 ms on one runtime against 1.6-2.0,
+/// and 0.4-0.7 ms as the daemon runs it against 1.0-1.2; on one runtime the chains ran
+/// 32,100-32,600 steps/s against 29,600-30,700 and the 10-wide fan-outs 26,200-32,200 against
+/// 23,000-24,500. As the daemon runs it, with one attempts' thread, the chains ran 20,900-23,400
+/// against 22,600-27,300 and the fan-outs 21,300-22,100 against 25,200-26,000: more flushes,
+/// each of which wakes that thread.
 const BUSY_PER_THREAD: usize = 12;
 
 /// How long an attempt runs before its worker stops counting as busy: most likely it waits
