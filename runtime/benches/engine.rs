@@ -157,6 +157,8 @@ fn start_request(workflow: &str, input: serde_json::Value) -> StartJob {
 struct Run {
     /// Durable steps per second.
     rate: f64,
+    /// Steps run.
+    steps: f64,
     /// Step-to-step gaps.
     gaps: Vec<Duration>,
     /// CPU time of the whole process per step, in microseconds: less sensitive than the rate
@@ -173,33 +175,29 @@ struct Run {
 /// p99 of some runs. The rows pool the rounds: steps over time, and every gap.
 const ROUNDS: usize = 5;
 
-/// [`ROUNDS`] runs of [`throughput`], one after the other, pooled into one.
-async fn rounds(
-    engine: &Engine,
-    workflow: &str,
-    jobs: usize,
-    input: serde_json::Value,
-    steps_per_job: usize,
-) -> Run {
+/// [`ROUNDS`] runs of `run` (a [`throughput`] run), one after the other, pooled into one.
+async fn rounds<F: Future<Output = Run>>(mut run: impl FnMut() -> F) -> Run {
+    let mut pooled = Run {
+        rate: 0.0,
+        steps: 0.0,
+        gaps: Vec::new(),
+        cpu_us_per_step: 0.0,
+        stolen: Some(0.0),
+    };
     let mut seconds = 0.0;
-    let mut gaps = Vec::new();
-    let mut cpu_us_per_step = 0.0;
-    let mut stolen = Some(0.0);
     for _ in 0..ROUNDS {
-        let run = throughput(engine, workflow, jobs, input.clone(), steps_per_job).await;
-        seconds += (jobs * steps_per_job) as f64 / run.rate;
-        gaps.extend(run.gaps);
-        cpu_us_per_step += run.cpu_us_per_step / ROUNDS as f64;
-        stolen = stolen
-            .zip(run.stolen)
+        let round = run().await;
+        seconds += round.steps / round.rate;
+        pooled.steps += round.steps;
+        pooled.gaps.extend(round.gaps);
+        pooled.cpu_us_per_step += round.cpu_us_per_step / ROUNDS as f64;
+        pooled.stolen = pooled
+            .stolen
+            .zip(round.stolen)
             .map(|(sum, s)| sum + s / ROUNDS as f64);
     }
-    Run {
-        rate: (ROUNDS * jobs * steps_per_job) as f64 / seconds,
-        gaps,
-        cpu_us_per_step,
-        stolen,
-    }
+    pooled.rate = pooled.steps / seconds;
+    pooled
 }
 
 /// Starts `jobs` jobs at once and waits for all.
@@ -294,6 +292,7 @@ async fn throughput(
     let steps = (jobs * steps_per_job) as f64;
     Run {
         rate: steps / elapsed.as_secs_f64(),
+        steps,
         gaps,
         cpu_us_per_step: cpu * 1e6 / steps,
         stolen,
@@ -448,10 +447,12 @@ async fn main_phases(dir: &Path, out: &mut Vec<Row>) -> f64 {
     let lower = sandbox_rate.min(sled_rate);
     eprintln!("baselines: sandbox {sandbox_rate:.0}/s, sled {sled_rate:.0}/s");
 
-    let chains = rounds(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
+    let chains =
+        rounds(|| throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3)).await;
     eprintln!("chains: {:.0} steps/s", chains.rate);
     let items: Vec<_> = (0..10).collect();
-    let fans = rounds(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10).await;
+    let fans =
+        rounds(|| throughput(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10)).await;
     let mut big = Vec::new();
     for size in BIG_FANOUTS {
         let input = json!({"items": machines(size)});
@@ -594,9 +595,11 @@ async fn daemon_arrangement_phase(
     // their first use costs once per daemon. The first run is reported apart from the
     // steady state that the other rows measure.
     let first = throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
-    let chains = rounds(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3).await;
+    let chains =
+        rounds(|| throughput(&engine, "chain", CHAIN_JOBS, json!({"device": "sw-17"}), 3)).await;
     let items: Vec<_> = (0..10).collect();
-    let fans = rounds(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10).await;
+    let fans =
+        rounds(|| throughput(&engine, "fanout", FANOUT_JOBS, json!({"items": items}), 10)).await;
     let arrangement = "as the daemon runs it";
     for (name, run) in [("3-step chains", &chains), ("10-wide fan-outs", &fans)] {
         push(
