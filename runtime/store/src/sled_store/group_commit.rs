@@ -218,7 +218,7 @@ fn run_flusher(
 ) -> Result<(), StoreError> {
     // Whether the last flush served a batch worth lingering for: the sign of many concurrent
     // commits. A few are flushed at once.
-    let mut busy = false;
+    let mut large_batch = false;
     loop {
         let (target, stopping) = {
             let mut requests = shared.requests();
@@ -236,7 +236,7 @@ fn run_flusher(
                     requests.batch = half.clamp(1, FULL_BATCH);
                     half >= 2
                 }
-                None => busy || requests.pending() >= LINGER_MIN_BATCH,
+                None => large_batch || requests.pending() >= LINGER_MIN_BATCH,
             };
             let deadline = Instant::now() + if lingers { linger } else { Duration::ZERO };
             while requests.pending() < requests.batch && !requests.stopping {
@@ -251,7 +251,7 @@ fn run_flusher(
             }
             let served = requests.pending();
             requests.taken = requests.requested;
-            busy = served >= LINGER_MIN_BATCH;
+            large_batch = served >= LINGER_MIN_BATCH;
             requests.batch = served.clamp(LINGER_MIN_BATCH, FULL_BATCH);
             (requests.requested, requests.stopping)
         };
